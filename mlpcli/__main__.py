@@ -1,0 +1,5 @@
+"""`python -m mlpcli`."""
+
+from mlpcli.cli import main
+
+main()

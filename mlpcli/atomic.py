@@ -1,0 +1,47 @@
+"""Atomic file writes: a temporary file in the same folder, then os.replace.
+
+A crash or kill at any moment leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside path for writing; on success fsync and rename it onto path."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: Path | str, data: bytes) -> None:
+    """Atomically replace path's content with data."""
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def write_text(path: Path | str, text: str) -> None:
+    """Atomically replace path's content with text (UTF-8)."""
+    write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,52 @@
+"""The mlpcli command line: Typer commands that parse, call one service and render."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mlpcli import __version__
+
+app = typer.Typer(
+    name="mlpcli",
+    help="Train, evaluate and use multi-layer perceptrons on MNIST-style digits (a from-scratch NumPy network).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlpcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Train, evaluate and use multi-layer perceptrons on MNIST-style digits."""
+
+
+def _register() -> None:
+    from mlpcli.cli import data_cmd, eval_cmd, train_cmd
+
+    app.add_typer(data_cmd.app, name="data")
+    app.add_typer(train_cmd.config_app, name="config")
+    app.command("train")(train_cmd.train)
+    app.command("eval")(eval_cmd.eval_command)
+    app.command("predict")(eval_cmd.predict)
+    app.command("plot")(train_cmd.plot)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

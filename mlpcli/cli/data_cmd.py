@@ -1,0 +1,171 @@
+"""`mlpcli data ...`: fetch, verify, where, import."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlpcli.cli.render import console, err_console, print_json, user_errors
+
+app = typer.Typer(help="Fetch, verify, locate and import datasets.", no_args_is_help=True)
+
+DatasetArg = Annotated[str, typer.Argument(help="mnist or fashion-mnist.")]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never touch the network (also MLPCLI_OFFLINE=1).")]
+
+
+def _spec(name: str) -> Any:
+    from mlpcli.data.sources import DATASETS
+    from mlpcli.errors import DataError
+
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+@contextmanager
+def download_progress(enabled: bool = True) -> Iterator[list[Any]]:
+    """Callbacks that render downloads as rich progress bars (bytes, speed) on stderr."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from mlpcli.events import DownloadEnd, DownloadProgress, DownloadStart
+
+    if not enabled:
+        yield []
+        return
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        console=err_console, transient=False,
+    )  # fmt: skip
+    tasks: dict[str, Any] = {}
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, DownloadStart):
+            if event.file in tasks:
+                progress.remove_task(tasks[event.file])
+            tasks[event.file] = progress.add_task(event.file, total=event.total)
+        elif isinstance(event, DownloadProgress) and event.file in tasks:
+            progress.update(tasks[event.file], completed=event.received)
+        elif isinstance(event, DownloadEnd) and not event.ok:
+            err_console.print(f"[yellow]{event.url}: {event.reason}; trying the next mirror[/]")
+
+    with progress:
+        yield [on_event]
+
+
+@app.command("fetch")
+def fetch(
+    dataset: DatasetArg = "mnist",
+    offline: OfflineOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the file paths as JSON.")] = False,
+) -> None:
+    """Download a dataset into the cache (MLPCLI_MIRROR first), verifying every file's SHA-256."""
+    from mlpcli.data.download import fetch as fetch_files
+
+    with user_errors():
+        spec = _spec(dataset)
+        with download_progress(not json_out) as callbacks:
+            paths = fetch_files(spec, offline=offline, callbacks=callbacks)
+        if json_out:
+            print_json({"dataset": spec.name, "files": {k: str(v) for k, v in paths.items()}})
+            return
+        for path in paths.values():
+            console.print(f"[green]verified[/] {path}")
+
+
+def _status_rows(name: str) -> list[dict[str, Any]]:
+    from mlpcli.data.download import status
+
+    return [
+        {
+            "dataset": name,
+            "file": s.dfile.name,
+            "state": s.state,
+            "path": str(s.path) if s.path else None,
+            "bytes": s.size,
+        }
+        for s in status(_spec(name))
+    ]
+
+
+def _status_table(rows: list[dict[str, Any]], title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("dataset", "file", "state", "size", "path"):
+        table.add_column(col)
+    colors = {"verified": "green", "corrupt": "red", "missing": "yellow"}
+    for r in rows:
+        size = f"{r['bytes'] / 1e6:.1f} MB" if r["bytes"] else ""
+        state = f"[{colors[r['state']]}]{r['state']}[/]"
+        table.add_row(r["dataset"], r["file"], state, size, r["path"] or "")
+    console.print(table)
+
+
+@app.command("verify")
+def verify(
+    dataset: Annotated[str | None, typer.Argument(help="mnist or fashion-mnist (default: both).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Re-hash what the cache holds and report each file; exit 1 if any is corrupt."""
+    from mlpcli.data.sources import DATASETS
+    from mlpcli.errors import DataError
+
+    with user_errors():
+        names = [dataset] if dataset else list(DATASETS)
+        rows = [r for name in names for r in _status_rows(name)]
+        if json_out:
+            print_json(rows)
+        else:
+            _status_table(rows, "dataset files (sha256 checked)")
+        corrupt = [r for r in rows if r["state"] == "corrupt"]
+        if corrupt:
+            raise DataError(
+                f"{len(corrupt)} file(s) do not match their checksums; run 'mlpcli data fetch' to replace them"
+            )
+        if dataset and any(r["state"] == "missing" for r in rows):
+            raise DataError(f"{dataset} is not fully in the cache; run 'mlpcli data fetch {dataset}'")
+
+
+@app.command("where")
+def where(json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """Show the cache folder and, for each dataset file, its path, size and state."""
+    from mlpcli.data.cache import cache_root
+    from mlpcli.data.download import mirrors_for
+    from mlpcli.data.sources import DATASETS, SAMPLE_DIR
+
+    with user_errors():
+        rows = [r for name in DATASETS for r in _status_rows(name)]
+        if json_out:
+            print_json({"cache": str(cache_root()), "sample": str(SAMPLE_DIR), "files": rows})
+            return
+        console.print(f"cache folder: [bold]{cache_root()}[/] (set MLPCLI_DATA_DIR to move it)")
+        console.print(f"shipped sample (mnist-sample): {SAMPLE_DIR}")
+        console.print(f"mnist mirrors, in order: {', '.join(mirrors_for(DATASETS['mnist']))}")
+        _status_table(rows, "dataset files")
+
+
+@app.command("import")
+def import_(
+    dataset: DatasetArg,
+    folder: Annotated[Path, typer.Argument(help="A folder holding the four IDX files (gz or not).")],
+) -> None:
+    """Verify the four files of a dataset in FOLDER against the pinned checksums, then copy them into the cache."""
+    from mlpcli.data.cache import dataset_dir, import_file, matches
+    from mlpcli.data.load import folder_files
+    from mlpcli.errors import DataError
+
+    with user_errors():
+        spec = _spec(dataset)
+        found = folder_files(folder)
+        bad = [str(found[f.role]) for f in spec.files if not matches(found[f.role], f)]
+        if bad:
+            raise DataError(
+                f"not the official {spec.name} files (checksum mismatch): {', '.join(bad)}; nothing was imported"
+            )
+        for dfile in spec.files:
+            dest = import_file(found[dfile.role], dfile, dataset_dir(spec))
+            console.print(f"[green]imported[/] {found[dfile.role]} -> {dest}")

@@ -1,0 +1,182 @@
+"""`mlpcli eval` and `mlpcli predict`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlpcli.cli.render import bar, console, digit_block, err_console, note, print_json, user_errors
+
+
+def resolve_checkpoint(given: Path | None) -> Path:
+    """The checkpoint given, or the newest runs/*/checkpoint.npz here (said on stderr)."""
+    from mlpcli.checkpoint import latest_checkpoint
+    from mlpcli.errors import CheckpointError
+
+    if given is not None:
+        return given
+    found = latest_checkpoint()
+    if found is None:
+        raise CheckpointError(
+            "no checkpoint given and none found under ./runs; "
+            "train one (mlpcli train --config configs/quickstart.yaml) "
+            "or pass its path"
+        )
+    note(f"using {found} (the most recent run here)")
+    return found
+
+
+def eval_command(
+    checkpoint: Annotated[
+        Path | None, typer.Argument(help="A checkpoint .npz (default: the newest under ./runs).")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Dataset name or folder (default: the checkpoint's).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Read the dataset's IDX files from this folder.")
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="test or train.")] = "test",
+    errors: Annotated[int, typer.Option("--errors", min=0, help="How many misclassified digits to draw.")] = 6,
+    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Accuracy, loss, per-class scores, the confusion matrix and the worst mistakes of a checkpoint."""
+    from mlpcli.cli.data_cmd import download_progress
+    from mlpcli.evaluate import evaluate_checkpoint
+
+    if split not in ("test", "train"):
+        raise typer.BadParameter("must be test or train", param_hint="--split")
+    with user_errors():
+        path = resolve_checkpoint(checkpoint)
+        with download_progress(not json_out) as callbacks:
+            ev = evaluate_checkpoint(path, dataset, data_dir, split, offline, callbacks)
+    r = ev.report
+    per_class = r.per_class()
+    for row in per_class:
+        row["name"] = ev.classes[int(row["class"])]
+    if json_out:
+        print_json({
+            "checkpoint": ev.checkpoint, "dataset": ev.dataset, "split": ev.split, "n": r.n,
+            "accuracy": r.accuracy, "loss": r.loss, "top3_accuracy": r.top3_accuracy, "per_class": per_class,
+            "confusion_matrix": r.confusion.tolist(),
+            "most_confused": [{"true": t, "predicted": p, "count": c} for t, p, c in r.most_confused()],
+            "seconds": r.seconds, "images_per_second": r.n / max(r.seconds, 1e-9),
+        })  # fmt: skip
+        return
+    _render_eval(ev, per_class, errors)
+
+
+def _render_eval(ev: Any, per_class: list[dict[str, Any]], n_errors: int) -> None:
+    from rich.table import Table
+
+    r = ev.report
+    top3 = f", top-3 {r.top3_accuracy:.2%}" if r.top3_accuracy is not None else ""
+    console.print(
+        f"[bold]{ev.checkpoint}[/] on {ev.dataset} {ev.split} ({r.n:,} images): "
+        f"[bold]accuracy {r.accuracy:.2%}[/]{top3}, mean loss {r.loss:.4f}"
+    )
+    table = Table(title="per class", title_justify="left", show_edge=False)
+    for col in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for row in per_class:
+        label = row["name"] if row["name"] == str(row["class"]) else f"{row['class']} {row['name']}"
+        table.add_row(
+            label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", f"{row['support']:,}"
+        )
+    console.print(table)
+    console.print(_confusion_table(r.confusion))
+    pairs = r.most_confused()
+    if pairs:
+        console.print("most confused: " + ", ".join(f"{ev.classes[t]} as {ev.classes[p]} ({c})" for t, p, c in pairs))
+    wrong = [i for i in range(r.n) if r.predictions[i] != ev.labels[i]]
+    wrong.sort(key=lambda i: -float(r.confidences[i]))
+    if n_errors and wrong:
+        console.print(f"the {min(n_errors, len(wrong))} most confident mistakes:")
+        _draw_grid([(ev.images[i], f"true {ev.classes[ev.labels[i]]}, said {ev.classes[r.predictions[i]]} "
+                     f"{r.confidences[i]:.0%}") for i in wrong[:n_errors]])  # fmt: skip
+    console.print(f"{r.n / max(r.seconds, 1e-9):,.0f} images/s")
+
+
+def _confusion_table(cm: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(
+        title="confusion matrix (rows: true class, columns: predicted)", title_justify="left", show_edge=False
+    )
+    table.add_column("")
+    for j in range(cm.shape[1]):
+        table.add_column(str(j), justify="right")
+    off = cm.copy()
+    for i in range(cm.shape[0]):
+        off[i, i] = 0
+    peak = max(int(off.max()), 1)
+    for i in range(cm.shape[0]):
+        cells = []
+        for j in range(cm.shape[1]):
+            v = int(cm[i, j])
+            if i == j:
+                cells.append(f"[bold green]{v}[/]")
+            elif v == 0:
+                cells.append("[dim]0[/]")
+            else:
+                heat = int(80 + 175 * v / peak)
+                cells.append(f"[rgb(255,{255 - heat + 80},{255 - heat + 80})]{v}[/]")
+        table.add_row(str(i), *cells)
+    return table
+
+
+def _draw_grid(items: list[tuple[Any, str]], per_row: int = 3) -> None:
+    from rich.columns import Columns
+    from rich.panel import Panel
+
+    panels = [Panel(digit_block(img.reshape(28, 28) / (255.0 if img.max() > 1 else 1.0)), title=caption,
+                    expand=False) for img, caption in items]  # fmt: skip
+    console.print(Columns(panels))
+
+
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", "-c", help="Checkpoint (default: newest under ./runs).")
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many classes to list.")] = 3,
+    raw: Annotated[bool, typer.Option("--raw", help="Skip MNIST preprocessing (28x28, light ink on black).")] = False,
+    show: Annotated[bool | None, typer.Option("--show/--no-show", help="Draw the 28x28 the network saw.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Which digit is in each picture, and how sure the network is."""
+    from mlpcli import checkpoint as ckpt_mod
+    from mlpcli.predict import LOW_CONFIDENCE, expand_inputs, predict_paths
+
+    with user_errors():
+        ckpt = ckpt_mod.load(resolve_checkpoint(checkpoint))
+        paths = expand_inputs(images)
+        if not paths:
+            from mlpcli.errors import ImageError
+
+            raise ImageError("no images found in " + ", ".join(map(str, images)))
+        preds, failures = predict_paths(ckpt, paths, raw)
+    for _, message in failures:
+        err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    if json_out:
+        print_json([
+            {"file": p.file, "prediction": p.prediction, "label": p.label, "confidence": p.confidence,
+             "probabilities": [float(v) for v in p.probabilities]}
+            for p in preds
+        ])  # fmt: skip
+    else:
+        show = console.is_terminal if show is None else show
+        k = min(top_k, len(ckpt.classes))
+        for p in preds:
+            label = p.label if p.label == str(p.prediction) else f"{p.prediction} ({p.label})"
+            sure = "" if p.confidence >= LOW_CONFIDENCE else "  [yellow]low confidence: the network is unsure[/]"
+            console.print(f"[bold]{p.file}[/]: [bold cyan]{label}[/] ({p.confidence:.1%}){sure}")
+            if show:
+                console.print(digit_block(p.image), end="")
+            for cls, prob in p.top(k):
+                console.print(f"  {ckpt.classes[cls]:>12} {bar(prob)} {prob:6.1%}")
+    if failures:
+        raise typer.Exit(1)

@@ -1,0 +1,116 @@
+"""Terminal rendering with rich: consoles, error lines, digits and curves drawn in text."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from mlpcli.errors import MlpcliError
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn MlpcliError into one red line on stderr and exit code 1; Ctrl-C into exit code 130."""
+    try:
+        yield
+    except MlpcliError as exc:
+        err_console.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err_console.print(Text("interrupted", style="yellow"))
+        raise typer.Exit(130) from None
+
+
+def print_json(document: Any) -> None:
+    """One JSON document on stdout and nothing else there."""
+    sys.stdout.write(json.dumps(document, indent=2, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def note(text: str) -> None:
+    """A dim informational line on stderr (never pollutes stdout)."""
+    err_console.print(Text(text, style="dim"), soft_wrap=True)
+
+
+def warn(text: str) -> None:
+    """A yellow warning line on stderr."""
+    err_console.print(Text("warning: ", style="bold yellow") + Text(text), soft_wrap=True)
+
+
+def digit_text(image: np.ndarray, color: bool = True) -> Text:
+    """A 28x28 image in [0, 1] drawn with half-block characters: two pixel rows per text line."""
+    h = image.shape[0] + image.shape[0] % 2
+    img = np.zeros((h, image.shape[1]), np.float32)
+    img[: image.shape[0]] = np.clip(image, 0, 1)
+    text = Text()
+    for r in range(0, h, 2):
+        for top, bottom in zip(img[r], img[r + 1]):
+            if color:
+                t, b = int(top * 255), int(bottom * 255)
+                text.append("▀", style=f"rgb({t},{t},{t}) on rgb({b},{b},{b})")
+            else:
+                text.append(" ▀▄█"[(top > 0.4) + 2 * (bottom > 0.4)])
+        text.append("\n")
+    return text
+
+
+def digit_block(image: np.ndarray) -> Text:
+    """digit_text in color on a color terminal, plain blocks otherwise."""
+    return digit_text(image, color=console.color_system is not None)
+
+
+def sparkline(values: list[float]) -> str:
+    """Values as a row of block characters, lowest to highest."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return ""
+    lo, hi = min(finite), max(finite)
+    span = hi - lo or 1.0
+    return "".join(" " if v is None else SPARKS[min(int((v - lo) / span * 7.999), 7)] for v in values)
+
+
+def curves_table(rows: list[dict[str, Any]]) -> Table:
+    """Learning curves: one sparkline per metric over the epochs, with first, best and last values."""
+    table = Table(title="learning curves", show_edge=False, title_justify="left")
+    for col in ("metric", "curve", "first", "best", "last"):
+        table.add_column(col, justify="right" if col in ("first", "best", "last") else "left")
+    for key in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
+        values = [r.get(key) for r in rows]
+        if all(v is None for v in values):
+            continue
+        finite = [v for v in values if v is not None]
+        best = max(finite) if key.endswith("accuracy") else min(finite)
+        fmt = "{:.2%}" if key.endswith("accuracy") else "{:.4f}"
+        table.add_row(key, sparkline(values), fmt.format(finite[0]), fmt.format(best), fmt.format(finite[-1]))
+    return table
+
+
+def bar(fraction: float, width: int = 24) -> str:
+    """A horizontal bar of width cells for a fraction in [0, 1]."""
+    cells = fraction * width
+    full = int(cells)
+    part = " ▏▎▍▌▋▊▉"[int((cells - full) * 8)] if full < width else ""
+    return ("█" * full + part).ljust(width)

@@ -1,0 +1,265 @@
+"""`mlpcli train`, `mlpcli config ...` and `mlpcli plot`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlpcli.cli.render import console, curves_table, err_console, note, print_json, user_errors, warn
+
+config_app = typer.Typer(help="Show a resolved config, or the config's JSON Schema.", no_args_is_help=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Experiment YAML file.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: --set optimizer.lr=0.1 (repeatable).")]
+
+
+class TrainRenderer:
+    """Renders training events: a live bar per epoch on a terminal, plain lines otherwise."""
+
+    def __init__(self, live: bool, quiet: bool) -> None:
+        self.live, self.quiet = live, quiet
+        self.progress: Any = None
+        self.task: Any = None
+        self.steps = 0
+        self.epochs = 0
+        self.epoch_start = 0.0
+        self.table_header_done = False
+
+    def __call__(self, event: Any) -> None:
+        from mlpcli.events import BatchEnd, DownloadEnd, EpochEnd, EpochStart, Message, TrainStart
+
+        if isinstance(event, Message):
+            warn(event.text) if event.level == "warning" else note(event.text)
+        elif isinstance(event, DownloadEnd) and not event.ok:
+            warn(f"{event.url}: {event.reason}; trying the next mirror")
+        if self.quiet:
+            return
+        if isinstance(event, TrainStart):
+            self.steps, self.epochs = event.steps_per_epoch, event.epochs
+            if event.start_epoch:
+                console.print(f"resuming after epoch {event.start_epoch} of {event.epochs}")
+        elif isinstance(event, EpochStart):
+            self.epoch_start = time.perf_counter()
+            if self.live:
+                self._start_bar(event.epoch)
+        elif isinstance(event, BatchEnd) and self.progress is not None:
+            rate = event.samples / max(time.perf_counter() - self.epoch_start, 1e-9)
+            self.progress.update(self.task, completed=event.batch, loss=event.running_loss, rate=rate)
+        elif isinstance(event, EpochEnd):
+            self._stop_bar()
+            self._row(event.metrics, event.is_best)
+
+    def _start_bar(self, epoch: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn(f"epoch {epoch}/{self.epochs}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:,.0f} samples/s"),
+            TimeRemainingColumn(), console=console, transient=True,
+        )  # fmt: skip
+        self.task = self.progress.add_task("train", total=self.steps, loss=float("nan"), rate=0.0)
+        self.progress.start()
+
+    def _stop_bar(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def _row(self, m: dict[str, Any], best: bool) -> None:
+        def pct(v: float | None) -> str:
+            return "" if v is None else f"{v:.2%}"
+
+        def num(v: float | None) -> str:
+            return "" if v is None else f"{v:.4f}"
+
+        if not self.table_header_done:
+            console.print(
+                f"{'epoch':>7} {'train loss':>10} {'train acc':>9} {'val loss':>9} {'val acc':>8} {'lr':>9} {'sec':>6}",
+                style="bold",
+            )
+            self.table_header_done = True
+        diag = "  ".join(f"{k}={v:.3g}" for k, v in m.items() if k.startswith(("dead_", "saturated_", "grad_norm_")))
+        line = (
+            f"{m['epoch']:>3}/{self.epochs:<3} {num(m['train_loss']):>10} {pct(m['train_accuracy']):>9} "
+            f"{num(m['val_loss']):>9} {pct(m['val_accuracy']):>8} {m['lr']:>9.2e} {m['seconds']:>6.2f}"
+        )
+        console.print(line + ("  [green]* best[/]" if best else "") + (f"  [dim]{diag}[/]" if diag else ""))
+
+    def close(self) -> None:
+        """Stop any live display."""
+        self._stop_bar()
+
+
+def _header(p: Any) -> None:
+    from rich.table import Table
+
+    from mlpcli.nn.mlp import count_parameters
+
+    cfg = p.cfg
+    val = len(p.val) if p.val is not None else 0
+    console.print(
+        f"[bold]{cfg.name}[/]: {p.dataset.name} - {len(p.train):,} train, {val:,} validation, "
+        f"{len(p.dataset.test_y):,} test images; normalize {cfg.data.normalize}"
+        + (" (per pixel)" if cfg.data.per_pixel and cfg.data.normalize == "standardize" else "")
+    )
+    table = Table(title="architecture", title_justify="left", show_edge=False)
+    for col in ("layer", "W shape", "weights", "biases", "parameters", "activation"):
+        table.add_column(col, justify="right" if col in ("weights", "biases", "parameters") else "left")
+    sizes = p.model.layer_sizes
+    for l in range(1, len(sizes)):
+        w, b, t = count_parameters(sizes[l - 1 : l + 1])
+        act = cfg.model.output if l == len(sizes) - 1 else cfg.model.activation
+        table.add_row(f"{l}", f"{sizes[l - 1]} x {sizes[l]}", f"{w:,}", f"{b:,}", f"{t:,}", act)
+    w, b, t = count_parameters(sizes)
+    table.add_row("total", "", f"{w:,}", f"{b:,}", f"{t:,}", f"{sum(sizes[1:]):,} neurons", style="bold")
+    console.print(table)
+    o, s = cfg.optimizer, cfg.schedule
+    extra = f", momentum {o.momentum}" if o.name in ("momentum", "nesterov") else ""
+    console.print(
+        f"loss {cfg.loss}; optimizer {o.name} lr {o.lr:g}{extra}, weight decay {o.weight_decay:g}; "
+        f"schedule {s.name}"
+        + (f" after {s.warmup_epochs:g} warm-up epochs" if s.warmup_epochs else "")
+        + f"; {cfg.train.epochs} epochs of batch {cfg.train.batch_size}; seed {cfg.seed}"
+    )
+
+
+def _load_train_config(config: Path | None, resume: Path | None, overrides: list[str]) -> Any:
+    from mlpcli import checkpoint
+    from mlpcli.config import config_from_dict, load_config
+    from mlpcli.errors import ConfigError
+
+    resume_ckpt = checkpoint.load(resume) if resume else None
+    if config is not None:
+        return load_config(config, overrides), resume_ckpt
+    if resume_ckpt is not None and "config" in resume_ckpt.meta:
+        return config_from_dict(resume_ckpt.meta["config"], f"{resume} (its stored config)", overrides), resume_ckpt
+    raise ConfigError("no config given: use --config FILE (e.g. configs/quickstart.yaml) or --resume CHECKPOINT")
+
+
+def train(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Override train.epochs.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override seed.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<name>).")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue exactly from a last.npz.")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
+    diagnostics: Annotated[
+        bool, typer.Option("--diagnostics", help="Dead/saturated units and gradient norms.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document with the results.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the final summary.")] = False,
+) -> None:
+    """Train a network from an experiment config and save its checkpoints."""
+    from mlpcli import experiment
+    from mlpcli.cli.data_cmd import download_progress
+
+    overrides = list(set_ or [])
+    if epochs is not None:
+        overrides.append(f"train.epochs={epochs}")
+    if seed is not None:
+        overrides.append(f"seed={seed}")
+    if diagnostics:
+        overrides.append("train.diagnostics=true")
+    quiet = quiet or json_out
+    renderer = TrainRenderer(live=console.is_terminal and not quiet, quiet=quiet)
+    with user_errors():
+        cfg, resume_ckpt = _load_train_config(config, resume, overrides)
+        run_dir = out or (resume.parent if resume else experiment.default_run_dir(cfg))
+        experiment.ensure_writable(run_dir)
+        with download_progress(not json_out) as download_callbacks:
+            prepared = experiment.prepare(cfg, offline=offline, callbacks=[*download_callbacks, renderer])
+        if not quiet:
+            _header(prepared)
+        try:
+            result = experiment.run(prepared, run_dir, resume=resume_ckpt, callbacks=[renderer])
+        except experiment.Interrupted as exc:
+            renderer.close()
+            if exc.last is not None:
+                resume_from = f"--resume {exc.last}"
+                err_console.print(
+                    f"[yellow]interrupted[/] during epoch {exc.epoch + 1}; {exc.last} holds epoch {exc.epoch}."
+                )
+                err_console.print(f"resume with: mlpcli train {resume_from}")
+            else:
+                err_console.print("[yellow]interrupted[/] before the first epoch ended; nothing was saved.")
+            raise typer.Exit(130) from None
+        finally:
+            renderer.close()
+    _summary(result, json_out, quiet)
+
+
+def _summary(result: Any, json_out: bool, quiet: bool) -> None:
+    rows = result.history.rows
+    doc = {
+        "name": result.prepared.cfg.name,
+        "test_accuracy": result.test.accuracy,
+        "test_loss": result.test.loss,
+        "best_epoch": result.history.best_epoch,
+        "epochs": len(rows),
+        "stopped_early": result.history.stopped_early,
+        "seconds": result.seconds,
+        "train_seconds": sum(r["seconds"] for r in rows),
+        "checkpoint": str(result.checkpoint),
+        "last": str(result.last),
+        "run_dir": str(result.run_dir),
+        "history": rows,
+    }
+    if json_out:
+        print_json(doc)
+        return
+    if rows and not quiet:
+        console.print(curves_table(rows))
+    stop = " (stopped early)" if result.history.stopped_early else ""
+    console.print(
+        f"[bold]test accuracy {result.test.accuracy:.2%}[/], loss {result.test.loss:.4f} "
+        f"(best epoch {result.history.best_epoch}{stop}); {doc['train_seconds']:.1f} s of training, "
+        f"{result.seconds:.1f} s in all"
+    )
+    console.print(f"checkpoint: {result.checkpoint}  (resume from {result.last})")
+
+
+@config_app.command("show")
+def config_show(
+    config: Annotated[
+        Path | None, typer.Argument(help="Experiment YAML file (default: the built-in defaults).")
+    ] = None,
+    set_: SetOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Print the resolved config with every default filled in."""
+    from mlpcli.config import dump_config, load_config
+
+    with user_errors():
+        cfg = load_config(config, list(set_ or []))
+        if json_out:
+            print_json(cfg.model_dump(mode="json"))
+        else:
+            typer.echo(dump_config(cfg), nl=False)
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the config's JSON Schema (for editors' YAML language servers)."""
+    from mlpcli.config import json_schema
+
+    print_json(json_schema())
+
+
+def plot(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder holding metrics.csv.")],
+    out: Annotated[Path | None, typer.Option("--out", help="PNG file (default RUN_DIR/curves.png).")] = None,
+) -> None:
+    """Write the run's learning curves as a PNG (needs matplotlib, the optional plot extra)."""
+    from mlpcli.errors import MlpcliError
+    from mlpcli.plotting import read_metrics, write_curves_png
+
+    with user_errors():
+        rows = read_metrics(run_dir / "metrics.csv")
+        if not rows:
+            raise MlpcliError(f"{run_dir / 'metrics.csv'}: no epochs recorded yet")
+        target = write_curves_png(rows, out or run_dir / "curves.png", title=run_dir.name)
+        console.print(f"wrote {target}")

@@ -1,0 +1,276 @@
+"""The experiment config: one typed, frozen object, loaded from YAML with errors that name the field."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlpcli.errors import ConfigError
+from mlpcli.nn.losses import COMPATIBLE_OUTPUTS
+from mlpcli.nn.mlp import count_parameters
+
+INPUT_SIZE = 784
+NUM_CLASSES = 10
+# A guard against configs that would allocate absurd amounts before anything runs
+# (hidden: [1000000000]): about 400 MB of float32 weights, far beyond any MNIST model.
+MAX_PARAMETERS = 100_000_000
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """Where the digits come from and how they are prepared."""
+
+    dataset: str = Field("mnist", description="mnist | fashion-mnist | mnist-sample | a folder holding the 4 IDX files")
+    dir: Path | None = Field(
+        None, description="read the dataset's four IDX files from this folder instead of the cache"
+    )
+    validation: Union[int, float] = Field(
+        5000, description="held out from the training split: a count (>= 0) or a fraction in [0, 1)"
+    )
+    normalize: Literal["none", "scale01", "standardize"] = Field(
+        "standardize", description="none: 0..255; scale01: pixels/255; standardize: (pixels/255 - mean) / std"
+    )
+    per_pixel: bool = Field(
+        False, description="standardize each pixel with its own mean and std (else one global pair)"
+    )
+
+    @model_validator(mode="after")
+    def _validation_range(self) -> DataConfig:
+        v = self.validation
+        if isinstance(v, bool) or (isinstance(v, float) and not 0.0 <= v < 1.0) or (isinstance(v, int) and v < 0):
+            raise ValueError(f"validation: must be a count >= 0 or a fraction in [0, 1) (got {v})")
+        return self
+
+
+class ModelConfig(_Section):
+    """The network: hidden layer sizes, activations, initialization, dropout."""
+
+    hidden: list[int] = Field([256, 128], description="hidden layer sizes; [] is softmax regression")
+    activation: Literal["sigmoid", "tanh", "relu", "leaky_relu", "linear"] = "relu"
+    output: Literal["softmax", "sigmoid", "linear"] = "softmax"
+    init: Literal["he", "xavier", "normal"] = "he"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="inverted dropout on hidden layers, in [0, 1)")
+    leaky_slope: float = Field(0.01, ge=0.0, lt=1.0, description="negative slope of leaky_relu")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> ModelConfig:
+        for i, size in enumerate(self.hidden):
+            if size < 1:
+                raise ValueError(f"hidden.{i}: must be >= 1 (got {size})")
+        total = count_parameters([INPUT_SIZE, *self.hidden, NUM_CLASSES])[2]
+        if total > MAX_PARAMETERS:
+            raise ValueError(
+                f"hidden: {self.hidden} would need {total:,} parameters ({total * 4 / 1024**3:.1f} GiB); "
+                f"the limit is {MAX_PARAMETERS:,}"
+            )
+        return self
+
+
+class OptimizerConfig(_Section):
+    """How the weights move: the lecture's W <- W - lr dE/dW, with or without momentum, or Adam."""
+
+    name: Literal["sgd", "momentum", "nesterov", "adam"] = "momentum"
+    lr: float = Field(0.05, gt=0.0, description="learning rate (eta)")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="for momentum and nesterov")
+    weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty (wd/2) sum W^2 added to the loss (not biases)")
+    beta1: float = Field(0.9, ge=0.0, lt=1.0, description="Adam's first-moment decay")
+    beta2: float = Field(0.999, ge=0.0, lt=1.0, description="Adam's second-moment decay")
+
+
+class ScheduleConfig(_Section):
+    """Learning rate over training, updated every batch."""
+
+    name: Literal["constant", "step", "cosine"] = "cosine"
+    warmup_epochs: float = Field(0, ge=0, description="linear warm-up from 0 over this many epochs")
+    step_size: int = Field(10, ge=1, description="step: multiply lr by gamma every step_size epochs")
+    gamma: float = Field(0.1, gt=0.0, le=1.0, description="step: the factor")
+    min_lr: float = Field(0.0, ge=0.0, description="cosine: the final learning rate")
+
+
+class EarlyStoppingConfig(_Section):
+    """Stop when the monitored validation metric has not improved for patience epochs."""
+
+    patience: int = Field(5, ge=1)
+    metric: Literal["val_loss", "val_accuracy"] = "val_loss"
+
+
+class TrainConfig(_Section):
+    """The loop: epochs, batch size, early stopping, float precision."""
+
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(128, ge=1, le=65536)
+    early_stopping: EarlyStoppingConfig | None = None
+    dtype: Literal["float32", "float64"] = "float32"
+    diagnostics: bool = Field(False, description="per-layer saturation, dead units and gradient norms each epoch")
+
+
+class ExperimentConfig(_Section):
+    """One experiment: data, model, loss, optimizer, schedule and training loop."""
+
+    name: str = Field("mnist", min_length=1, description="run name; the run folder defaults to runs/<name>")
+    seed: int = Field(0, ge=0, description="one seed for the split, the initialization, shuffling and dropout")
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: Literal["cross_entropy", "mse", "bce"] = "cross_entropy"
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _combinations(self) -> ExperimentConfig:
+        allowed = COMPATIBLE_OUTPUTS[self.loss]
+        if self.model.output not in allowed:
+            raise ValueError(f"loss: {self.loss} needs model.output {' or '.join(allowed)} (got {self.model.output})")
+        if self.train.early_stopping is not None and self.data.validation == 0:
+            raise ValueError("train.early_stopping: needs a validation split (data.validation > 0)")
+        return self
+
+    def layer_sizes(self, inputs: int = INPUT_SIZE, outputs: int = NUM_CLASSES) -> list[int]:
+        """[inputs, hidden..., outputs]."""
+        return [inputs, *self.model.hidden, outputs]
+
+
+# ---- loading ---------------------------------------------------------------------------
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the section a location points into (for 'did you mean')."""
+    model: Any = ExperimentConfig
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = getattr(annotation, "__args__", (annotation,))
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """One pydantic error as 'path: message (got value)'."""
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "int", "float"))))
+    path = ".".join(str(p) for p in loc)
+    kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
+    got = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), _fields_at(loc), n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(_fields_at(loc))}"
+        return f"{path}: unknown key{hint}"
+    if kind == "missing":
+        return f"{path}: is required"
+    if kind == "literal_error":
+        return f"{path}: must be one of {ctx.get('expected', '')}{got}"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in bounds:
+        bound = next(iter(ctx.values()))
+        return f"{path}: must be {bounds[kind]} {bound}{got}"
+    if kind.startswith(("int_", "float_", "bool_", "string_", "list_", "model_", "dict_", "path_")):
+        return f"{path}: {error['msg'][0].lower() + error['msg'][1:]}{got}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if path and re.match(r"^[\w.]+: ", message):  # a section's validator naming its own field
+        return f"{path}.{message}"
+    return f"{path}: {message}" if path else message
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """All problems of a ValidationError on one line, each naming its field."""
+    return "; ".join(dict.fromkeys(_describe(e) for e in exc.errors()))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'optimizer.lr=0.1' -> (['optimizer', 'lr'], 0.1); the value is parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected key.path=value, e.g. --set optimizer.lr=0.1")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc})") from None
+    return [p for p in key.strip().split(".")], value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of raw with each key.path=value override set."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {part} is not a section")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file safely; ConfigError with line and column on a syntax error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (not UTF-8)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: YAML syntax error{where}: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: YAML error: {exc}") from None
+
+
+def config_from_dict(raw: Any, source: str, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Validate a raw mapping (plus overrides) into an ExperimentConfig; ConfigError names source and field."""
+    if raw is None:
+        raw = {}
+        if not overrides:
+            raise ConfigError(f"{source}: the config is empty; see 'mlpcli config show' for every key")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a config must be a mapping of keys to values, not a {type(raw).__name__}")
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
+
+
+def load_config(path: Path | str | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load, override and validate an experiment config; path None gives the defaults."""
+    if path is None:
+        return config_from_dict({}, "defaults", overrides or ["name=mnist"])
+    path = Path(path)
+    return config_from_dict(read_yaml(path), str(path), overrides)
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The resolved config as YAML, every default filled in."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the experiment config (for editors' YAML language servers)."""
+    schema = ExperimentConfig.model_json_schema()
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    schema["title"] = "mlpcli experiment config"
+    return schema

@@ -1,0 +1,1 @@
+"""Datasets: IDX parsing, sources and checksums, download and cache, preparation of arrays."""

@@ -1,0 +1,153 @@
+"""Downloading dataset files from mirrors into the cache, verified before they are trusted."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from mlpcli.data.cache import FileState, dataset_dir, locate
+from mlpcli.data.idx import GZIP_MAGIC, looks_like_html
+from mlpcli.data.sources import DataFile, DatasetSpec
+from mlpcli.errors import DataError
+from mlpcli.events import Callback, DownloadEnd, DownloadProgress, DownloadStart, emit
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 30.0
+CHUNK = 1 << 16
+
+
+def is_offline() -> bool:
+    """MLPCLI_OFFLINE set to 1/true/yes."""
+    return os.environ.get("MLPCLI_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def mirrors_for(spec: DatasetSpec) -> list[str]:
+    """MLPCLI_MIRROR's base URLs (comma-separated) first, then the dataset's own, each ending in '/'."""
+    extra = [m.strip() for m in os.environ.get("MLPCLI_MIRROR", "").split(",") if m.strip()]
+    return [m if m.endswith("/") else m + "/" for m in [*extra, *spec.mirrors]]
+
+
+def timeouts() -> tuple[float, float]:
+    """(connect, read) timeouts in seconds; MLPCLI_TIMEOUT overrides the read timeout."""
+    env = os.environ.get("MLPCLI_TIMEOUT")
+    try:
+        read = float(env) if env else READ_TIMEOUT
+    except ValueError:
+        raise DataError(f"MLPCLI_TIMEOUT must be a number of seconds, got {env!r}") from None
+    return min(CONNECT_TIMEOUT, read), read
+
+
+class _MirrorFailed(Exception):
+    """One mirror could not deliver a verified file; the message says why."""
+
+
+def _download(url: str, dfile: DataFile, part: Path, timeout: tuple[float, float], callbacks: list[Callback]) -> None:
+    """Stream url to part, checking status, content and sha256; raises _MirrorFailed with the reason."""
+    import requests  # imported here: most commands never download
+
+    try:
+        with requests.get(url, stream=True, timeout=timeout) as resp:
+            if resp.status_code >= 400:
+                raise _MirrorFailed(f"HTTP {resp.status_code} {resp.reason or ''}".strip())
+            if "html" in resp.headers.get("Content-Type", "").lower():
+                raise _MirrorFailed("answered with an HTML page, not the file")
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            emit(callbacks, DownloadStart(dfile.name, url, total))
+            h = hashlib.sha256()
+            received = 0
+            with part.open("wb") as fh:
+                for chunk in resp.iter_content(CHUNK):
+                    if received == 0 and not chunk.startswith(GZIP_MAGIC):
+                        why = "an HTML page" if looks_like_html(chunk) else "not gzip data"
+                        raise _MirrorFailed(f"sent {why}, not the file")
+                    fh.write(chunk)
+                    h.update(chunk)
+                    received += len(chunk)
+                    emit(callbacks, DownloadProgress(dfile.name, received))
+                fh.flush()
+                os.fsync(fh.fileno())
+    except requests.Timeout:
+        raise _MirrorFailed(f"timed out (no answer within {timeout[1]:g} s)") from None
+    except requests.exceptions.ChunkedEncodingError:
+        raise _MirrorFailed("the connection broke off mid-file (truncated body)") from None
+    except requests.ConnectionError as exc:
+        reason = "timed out" if "timed out" in str(exc).lower() else "could not connect"
+        raise _MirrorFailed(reason) from None
+    except requests.RequestException as exc:
+        raise _MirrorFailed(f"request failed ({type(exc).__name__})") from None
+    if total is not None and received != total:
+        raise _MirrorFailed(f"truncated body ({received} of {total} bytes)")
+    if h.hexdigest() != dfile.sha256_gz:
+        raise _MirrorFailed(f"checksum mismatch (sha256 {h.hexdigest()[:12]}..., expected {dfile.sha256_gz[:12]}...)")
+
+
+def fetch_file(
+    spec: DatasetSpec,
+    dfile: DataFile,
+    *,
+    root: Path | None = None,
+    offline: bool = False,
+    callbacks: list[Callback] | None = None,
+) -> Path:
+    """Return a verified path for dfile: from the cache, a system folder, or a mirror."""
+    found = locate(spec, dfile, root)
+    if found.state == "verified" and found.path is not None:
+        return found.path
+    folder = dataset_dir(spec, root)
+    manual = (
+        f"download the four files by hand and run 'mlpcli data import {spec.name} FOLDER', "
+        "or set MLPCLI_MIRROR to a server that has them"
+    )
+    if offline or is_offline():
+        raise DataError(f"{dfile.name} of {spec.name} is not in the cache ({folder}) and offline mode is on; {manual}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if found.state == "corrupt" and found.path is not None:
+            log.warning("removing %s: it does not match its checksum", found.path)
+            found.path.unlink()
+        final = folder / dfile.name
+        part = folder / (dfile.name + ".part")
+        part.touch()
+    except OSError as exc:
+        raise DataError(
+            f"cannot write to the data cache {folder}: {exc.strerror or exc} (set MLPCLI_DATA_DIR)"
+        ) from None
+    failures: list[str] = []
+    callbacks = list(callbacks or [])
+    timeout = timeouts()
+    try:
+        for base in mirrors_for(spec):
+            url = base + dfile.name
+            try:
+                _download(url, dfile, part, timeout, callbacks)
+            except _MirrorFailed as exc:
+                failures.append(f"{base}: {exc}")
+                emit(callbacks, DownloadEnd(dfile.name, url, False, str(exc)))
+                continue
+            except OSError as exc:
+                raise DataError(f"cannot write {part}: {exc.strerror or exc}") from None
+            os.replace(part, final)
+            emit(callbacks, DownloadEnd(dfile.name, url, True))
+            return final
+    finally:
+        part.unlink(missing_ok=True)
+    raise DataError(
+        f"could not fetch {dfile.name} of {spec.name} from any mirror: " + "; ".join(failures) + f". To fix: {manual}"
+    )
+
+
+def fetch(
+    spec: DatasetSpec, *, root: Path | None = None, offline: bool = False, callbacks: list[Callback] | None = None
+) -> dict[str, Path]:
+    """Make all four files of spec available and verified; returns role -> path."""
+    return {f.role: fetch_file(spec, f, root=root, offline=offline, callbacks=callbacks) for f in spec.files}
+
+
+def status(spec: DatasetSpec, root: Path | None = None, verify: bool = True) -> list[FileState]:
+    """What the cache holds for each file of spec."""
+    return [locate(spec, f, root, verify=verify) for f in spec.files]

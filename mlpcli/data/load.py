@@ -1,0 +1,81 @@
+"""Turning a dataset name or folder into verified uint8 arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mlpcli.data.download import fetch
+from mlpcli.data.idx import read_split
+from mlpcli.data.sources import DATASETS, DIGITS, FILE_NAMES, SAMPLE_DIR, SAMPLE_NAME, file_candidates
+from mlpcli.errors import DataError
+from mlpcli.events import Callback
+
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and test splits as uint8 arrays: images (n, 784), labels (n,)."""
+
+    name: str
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    classes: tuple[str, ...]
+
+    @property
+    def num_features(self) -> int:
+        """Pixels per image."""
+        return int(self.train_x.shape[1])
+
+
+def known_datasets() -> list[str]:
+    """Names accepted besides a folder path."""
+    return [*DATASETS, SAMPLE_NAME]
+
+
+def folder_files(folder: Path) -> dict[str, Path]:
+    """The four IDX files in a local folder (gz or not); DataError naming what is missing."""
+    if not folder.exists():
+        raise DataError(f"{folder}: no such folder (and not a dataset name: {', '.join(known_datasets())})")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder; a local dataset is a folder holding the four IDX files")
+    found: dict[str, Path] = {}
+    for role, name in FILE_NAMES.items():
+        path = next((folder / c for c in file_candidates(name) if (folder / c).is_file()), None)
+        if path is None:
+            raise DataError(f"{folder}: missing {name} (or {name.removesuffix('.gz')})")
+        found[role] = path
+    return found
+
+
+def resolve_files(
+    source: str, *, data_dir: Path | None = None, offline: bool = False, callbacks: list[Callback] | None = None
+) -> tuple[str, dict[str, Path], tuple[str, ...]]:
+    """(dataset name, role -> path, class names) for a dataset name or folder."""
+    if source in DATASETS:
+        spec = DATASETS[source]
+        files = folder_files(data_dir) if data_dir else fetch(spec, offline=offline, callbacks=callbacks)
+        return spec.name, files, spec.classes
+    if source == SAMPLE_NAME:
+        return SAMPLE_NAME, folder_files(data_dir or SAMPLE_DIR), DIGITS
+    folder = Path(source).expanduser()
+    return str(folder), folder_files(folder), DIGITS
+
+
+def load_dataset(
+    source: str, *, data_dir: Path | None = None, offline: bool = False, callbacks: list[Callback] | None = None
+) -> Dataset:
+    """Load train and test splits of a dataset name (mnist, fashion-mnist, mnist-sample) or folder."""
+    name, files, classes = resolve_files(source, data_dir=data_dir, offline=offline, callbacks=callbacks)
+    train_x, train_y = read_split(files["train_images"], files["train_labels"], NUM_CLASSES)
+    test_x, test_y = read_split(files["test_images"], files["test_labels"], NUM_CLASSES)
+    if train_x.shape[1] != test_x.shape[1]:
+        raise DataError(f"{name}: training images have {train_x.shape[1]} pixels but test images {test_x.shape[1]}")
+    if train_x.shape[0] == 0:
+        raise DataError(f"{name}: the training split is empty")
+    return Dataset(name, train_x, train_y, test_x, test_y, classes)

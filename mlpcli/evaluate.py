@@ -1,0 +1,137 @@
+"""Metrics: accuracy, loss, top-k, confusion matrix and per-class scores."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mlpcli import checkpoint
+from mlpcli.data.load import load_dataset
+from mlpcli.data.prepare import Normalizer
+from mlpcli.errors import DataError
+from mlpcli.events import Callback
+from mlpcli.nn.activations import OUTPUTS, log_softmax
+from mlpcli.nn.losses import bce_with_logits, one_hot
+from mlpcli.nn.mlp import MLP
+
+CHUNK = 5000
+
+
+@dataclass
+class Report:
+    """What an evaluation found. confusion[i, j] counts true class i predicted as j."""
+
+    n: int
+    loss: float
+    accuracy: float
+    top3_accuracy: float | None = None
+    confusion: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+    predictions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    confidences: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    seconds: float = 0.0
+
+    def per_class(self) -> list[dict[str, float | int]]:
+        """Precision, recall, F1 and support of each class (0 where undefined)."""
+        cm = self.confusion
+        tp = np.diag(cm).astype(np.float64)
+        predicted, support = cm.sum(axis=0), cm.sum(axis=1)
+        precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+        recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+        denom = precision + recall
+        f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+        return [
+            {"class": i, "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+             "support": int(support[i])}
+            for i in range(cm.shape[0])
+        ]  # fmt: skip
+
+    def most_confused(self, k: int = 5) -> list[tuple[int, int, int]]:
+        """The k largest off-diagonal counts as (true, predicted, count), largest first."""
+        cm = self.confusion.copy()
+        np.fill_diagonal(cm, 0)
+        order = np.argsort(-cm, axis=None, kind="stable")[:k]
+        pairs = [(int(i), int(j), int(cm[i, j])) for i, j in zip(*np.unravel_index(order, cm.shape))]
+        return [p for p in pairs if p[2] > 0]
+
+
+def _loss_sum(logits: np.ndarray, labels: np.ndarray, loss: str, output: str) -> float:
+    """Summed (not averaged) loss of a chunk, computed in float64 from the logits."""
+    z = logits.astype(np.float64)
+    if loss == "cross_entropy":
+        return float(-log_softmax(z)[np.arange(z.shape[0]), labels].sum())
+    targets = one_hot(labels, z.shape[1], np.float64)
+    if loss == "bce":
+        return bce_with_logits(z, targets)[0] * z.shape[0]
+    return 0.5 * float(np.sum((OUTPUTS[output](z) - targets) ** 2))
+
+
+def evaluate_arrays(
+    model: MLP, normalizer: Normalizer, x: np.ndarray, y: np.ndarray, loss: str, full: bool = False
+) -> Report:
+    """Evaluate on uint8 images x (n, d) and labels y (n,); full adds top-3, confusion and predictions."""
+    start = time.perf_counter()
+    n, k = int(y.shape[0]), model.layer_sizes[-1]
+    total, correct, top3 = 0.0, 0, 0
+    preds = np.empty(n, dtype=np.int64)
+    conf = np.empty(n, dtype=np.float32)
+    buf = np.empty((min(CHUNK, max(n, 1)), x.shape[1]), dtype=model.dtype)
+    for lo in range(0, n, CHUNK):
+        hi = min(lo + CHUNK, n)
+        logits = model.logits(normalizer.apply(x[lo:hi], out=buf[: hi - lo]))
+        labels = y[lo:hi].astype(np.int64)
+        total += _loss_sum(logits, labels, loss, model.output)
+        pred = logits.argmax(axis=1)
+        preds[lo:hi] = pred
+        correct += int(np.count_nonzero(pred == labels))
+        if full:
+            conf[lo:hi] = OUTPUTS[model.output](logits).max(axis=1)
+            if k >= 3:
+                top = np.argpartition(-logits, 2, axis=1)[:, :3]
+                top3 += int(np.count_nonzero((top == labels[:, None]).any(axis=1)))
+    report = Report(n=n, loss=total / max(n, 1), accuracy=correct / max(n, 1))
+    if full:
+        report.top3_accuracy = top3 / max(n, 1) if k >= 3 else None
+        cm = np.zeros((k, k), dtype=np.int64)
+        np.add.at(cm, (y.astype(np.int64), preds), 1)
+        report.confusion, report.predictions, report.confidences = cm, preds, conf
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+@dataclass
+class Evaluation:
+    """An evaluation of a checkpoint on one split of a dataset."""
+
+    checkpoint: str
+    dataset: str
+    split: str
+    classes: list[str]
+    report: Report
+    images: np.ndarray  # uint8 (n, d) of the split, for drawing errors
+    labels: np.ndarray
+
+
+def evaluate_checkpoint(
+    ckpt_path: Path,
+    dataset: str | None = None,
+    data_dir: Path | None = None,
+    split: str = "test",
+    offline: bool = False,
+    callbacks: list[Callback] | None = None,
+) -> Evaluation:
+    """Evaluate a checkpoint on a split of its own dataset (or another), with its stored normalization."""
+    ckpt = checkpoint.load(ckpt_path)
+    name = dataset or ckpt.meta.get("dataset") or "mnist"
+    data = load_dataset(name, data_dir=data_dir, offline=offline, callbacks=callbacks)
+    x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
+    if x.shape[1] != ckpt.layer_sizes[0]:
+        raise DataError(f"{data.name} has {x.shape[1]} pixels per image but the model expects {ckpt.layer_sizes[0]}")
+    if int(y.max(initial=0)) >= ckpt.layer_sizes[-1]:
+        raise DataError(f"{data.name} has labels up to {int(y.max())} but the model has {ckpt.layer_sizes[-1]} outputs")
+    loss = ckpt.meta.get("config", {}).get("loss", "cross_entropy")
+    report = evaluate_arrays(checkpoint.to_model(ckpt), checkpoint.normalizer(ckpt), x, y, loss, full=True)
+    classes = list(data.classes) if dataset else ckpt.classes
+    return Evaluation(str(ckpt_path), data.name, split, classes, report, x, y)

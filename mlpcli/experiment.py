@@ -1,0 +1,220 @@
+"""The train service: data, model and optimizer from a config, the run folder, checkpoints, resume."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlpcli import checkpoint
+from mlpcli.atomic import write_text
+from mlpcli.config import ExperimentConfig, dump_config
+from mlpcli.data.load import Dataset, load_dataset
+from mlpcli.data.prepare import fit_normalizer, validation_split
+from mlpcli.diagnostics import layer_diagnostics, lecture_warnings
+from mlpcli.errors import CheckpointError, MlpcliError, TrainingDiverged
+from mlpcli.evaluate import Report, evaluate_arrays
+from mlpcli.events import Callback, History, Message, emit
+from mlpcli.nn.mlp import MLP
+from mlpcli.nn.optimizers import make_optimizer
+from mlpcli.train import METRIC_COLUMNS, LoopState, Split, fit
+
+log = logging.getLogger(__name__)
+
+BEST_NAME = "checkpoint.npz"
+LAST_NAME = "last.npz"
+
+
+class Interrupted(Exception):
+    """Training was interrupted (Ctrl-C); last is the checkpoint to resume from, if any."""
+
+    def __init__(self, epoch: int, last: Path | None) -> None:
+        super().__init__(f"interrupted during epoch {epoch + 1}")
+        self.epoch, self.last = epoch, last
+
+
+@dataclass
+class Prepared:
+    """A config's data, split and normalized-on-the-fly, with its model and optimizer, ready to fit."""
+
+    cfg: ExperimentConfig
+    dataset: Dataset
+    train: Split
+    val: Split | None
+    normalizer: Any
+    model: MLP
+    rng: np.random.Generator
+    state: LoopState = field(default_factory=LoopState)
+    history: History = field(default_factory=History)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    run_dir: Path
+    checkpoint: Path
+    last: Path
+    history: History
+    test: Report
+    seconds: float
+    prepared: Prepared
+
+
+def default_run_dir(cfg: ExperimentConfig) -> Path:
+    """runs/<name> under the current folder."""
+    return Path("runs") / cfg.name
+
+
+def ensure_writable(folder: Path) -> None:
+    """Create folder and prove a file can be written there; MlpcliError naming it otherwise."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise MlpcliError(
+            f"cannot write to the output folder {folder}: {exc.strerror or exc} (choose another with --out)"
+        ) from None
+
+
+def prepare(cfg: ExperimentConfig, *, offline: bool = False, callbacks: list[Callback] | None = None) -> Prepared:
+    """Load and split the data, fit the normalization on the training part, build model and optimizer."""
+    dataset = load_dataset(cfg.data.dataset, data_dir=cfg.data.dir, offline=offline, callbacks=callbacks)
+    split_rng, init_rng, train_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(3))
+    try:
+        tr, va = validation_split(dataset.train_y, cfg.data.validation, split_rng)
+    except ValueError as exc:
+        raise MlpcliError(f"data.validation: {exc}") from None
+    train = Split(dataset.train_x[tr], dataset.train_y[tr])
+    val = Split(dataset.train_x[va], dataset.train_y[va]) if va.size else None
+    normalizer = fit_normalizer(cfg.data.normalize, train.x, cfg.data.per_pixel)
+    sizes = cfg.layer_sizes(dataset.num_features, len(dataset.classes))
+    model = MLP(
+        sizes, cfg.model.activation, cfg.model.output, dropout=cfg.model.dropout,
+        leaky_slope=cfg.model.leaky_slope, dtype=np.dtype(cfg.train.dtype),
+    ).init(init_rng, cfg.model.init)  # fmt: skip
+    for warning in lecture_warnings(cfg):
+        emit(callbacks, Message(warning, "warning"))
+    return Prepared(cfg, dataset, train, val, normalizer, model, train_rng)
+
+
+def _meta(p: Prepared, row: dict[str, Any] | None) -> dict[str, Any]:
+    return checkpoint.build_meta(
+        p.model.layer_sizes, p.cfg.model.activation, p.cfg.model.output, list(p.dataset.classes), p.dataset.name,
+        config=p.cfg.model_dump(mode="json"),
+        epoch=p.state.epoch,
+        metrics=row or {},
+        normalization={"kind": p.cfg.data.normalize, "per_pixel": p.cfg.data.per_pixel},
+        resume={
+            "rng_state": p.rng.bit_generator.state,
+            "best_value": p.state.best_value,
+            "best_epoch": p.state.best_epoch,
+            "bad_epochs": p.state.bad_epochs,
+        },
+        history=p.history.rows,
+    )  # fmt: skip
+
+
+def _save(p: Prepared, path: Path, optimizer_state: dict[str, np.ndarray], row: dict[str, Any] | None) -> None:
+    ckpt = checkpoint.Checkpoint(
+        params={k: v.copy() for k, v in p.model.params.items()},
+        norm_mean=p.normalizer.mean, norm_std=p.normalizer.std, meta=_meta(p, row), opt_state=optimizer_state,
+    )  # fmt: skip
+    try:
+        checkpoint.save(path, ckpt)
+    except OSError as exc:
+        raise MlpcliError(f"cannot write {path}: {exc.strerror or exc}; earlier checkpoints are intact") from None
+
+
+def metrics_csv(rows: list[dict[str, Any]]) -> str:
+    """metrics.csv text: the standard columns, then any diagnostics columns."""
+    columns = list(METRIC_COLUMNS) + sorted({k for r in rows for k in r} - set(METRIC_COLUMNS))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+    return buf.getvalue()
+
+
+def restore(p: Prepared, ckpt: checkpoint.Checkpoint) -> dict[str, np.ndarray]:
+    """Load a last.npz into prepared state for an exact resume; returns the optimizer state."""
+    meta = ckpt.meta
+    if ckpt.layer_sizes != p.model.layer_sizes or meta["activation"] != p.cfg.model.activation:
+        raise CheckpointError(
+            f"{ckpt.path}: holds a {meta['activation']} network {ckpt.layer_sizes}, but the config asks for "
+            f"{p.cfg.model.activation} {p.model.layer_sizes}"
+        )
+    resume = meta.get("resume")
+    if not isinstance(resume, dict) or "rng_state" not in resume:
+        raise CheckpointError(f"{ckpt.path}: has no resume state (was it written by mlpcli train?)")
+    p.model.set_params(ckpt.params)
+    try:
+        p.rng.bit_generator.state = resume["rng_state"]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{ckpt.path}: invalid random-generator state ({exc})") from None
+    p.state = LoopState(
+        int(meta.get("epoch", 0)), resume.get("best_value"), resume.get("best_epoch"), int(resume.get("bad_epochs", 0))
+    )
+    p.history = History(rows=list(meta.get("history", [])), best_epoch=resume.get("best_epoch"))
+    return ckpt.opt_state
+
+
+def run(
+    p: Prepared, run_dir: Path, *, resume: checkpoint.Checkpoint | None = None, callbacks: list[Callback] | None = None
+) -> TrainResult:
+    """Train p into run_dir (config.yaml, metrics.csv, checkpoint.npz, last.npz) and test the best model."""
+    start = time.perf_counter()
+    cfg = p.cfg
+    ensure_writable(run_dir)
+    best_path, last_path = run_dir / BEST_NAME, run_dir / LAST_NAME
+    o = cfg.optimizer
+    optimizer = make_optimizer(o.name, o.lr, o.momentum, o.beta1, o.beta2)
+    if resume is not None:
+        optimizer.load_state_dict(restore(p, resume))
+    write_text(run_dir / "config.yaml", "# resolved by mlpcli: every default filled in\n" + dump_config(cfg))
+
+    def on_epoch_end(state: LoopState, row: dict[str, Any], is_best: bool) -> None:
+        opt_state = optimizer.state_dict()
+        _save(p, last_path, opt_state, row)
+        if is_best:
+            _save(p, best_path, opt_state, row)
+        write_text(run_dir / "metrics.csv", metrics_csv(p.history.rows))
+
+    diag = layer_diagnostics if cfg.train.diagnostics else None
+    try:
+        fit(
+            cfg,
+            p.model,
+            optimizer,
+            p.normalizer,
+            p.train,
+            p.val,
+            p.rng,
+            p.state,
+            p.history,
+            callbacks,
+            on_epoch_end,
+            diag,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(p.state.epoch, last_path if last_path.exists() else None) from None
+    except TrainingDiverged as exc:
+        kept = f"; the last good epoch's checkpoint is {best_path}" if best_path.exists() else ""
+        raise TrainingDiverged(f"{exc}{kept}") from None
+    if not best_path.exists():  # resumed a finished run, or zero epochs left
+        _save(p, best_path, optimizer.state_dict(), p.history.rows[-1] if p.history.rows else None)
+    best = checkpoint.load(best_path)
+    model = checkpoint.to_model(best)
+    test = evaluate_arrays(model, p.normalizer, p.dataset.test_x, p.dataset.test_y, cfg.loss)
+    best.meta["metrics"] = {**best.meta.get("metrics", {}), "test_loss": test.loss, "test_accuracy": test.accuracy}
+    checkpoint.save(best_path, best)
+    return TrainResult(run_dir, best_path, last_path, p.history, test, time.perf_counter() - start, p)

@@ -1,0 +1,53 @@
+"""Learning curves as PNG, with matplotlib when the optional plot extra is installed."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from mlpcli.atomic import atomic_open
+from mlpcli.errors import MlpcliError
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """metrics.csv rows with numbers parsed (empty cells become None)."""
+    try:
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except FileNotFoundError:
+        raise MlpcliError(f"{path}: no such file (is the folder a run folder written by mlpcli train?)") from None
+    except OSError as exc:
+        raise MlpcliError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()} for r in rows]
+    except ValueError as exc:
+        raise MlpcliError(f"{path}: not a metrics file written by mlpcli ({exc})") from None
+
+
+def write_curves_png(rows: list[dict[str, Any]], out: Path, title: str = "") -> Path:
+    """Loss and accuracy per epoch, train and validation, side by side."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MlpcliError("plotting needs matplotlib: pip install 'mlpcli[plot]' (or pip install matplotlib)") from None
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
+        for split in ("train", "val"):
+            values = [r.get(f"{split}_{key}") for r in rows]
+            if any(v is not None for v in values):
+                ax.plot(epochs, values, marker="o", label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_open(out, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,97 @@
+"""Optimizers: hand-computed steps, state round trips, and a small set fitted to 100 %."""
+
+import numpy as np
+import pytest
+
+from mlpcli.nn import MLP, make_optimizer
+from mlpcli.nn.optimizers import Adam, Momentum
+
+
+def test_one_hand_computed_sgd_step() -> None:
+    # One sigmoid neuron, w = [0.5, -0.5], b = 0, x = [1, 2], t = 1, E = 1/2 (o - t)^2, eta = 1.
+    # z = 0.5 - 1.0 = -0.5; o = sigmoid(-0.5) = 0.3775406688
+    # delta = o (1 - o)(o - t) = 0.3775406688 * 0.6224593312 * -0.6224593312 = -0.1462802535
+    # w <- w - eta delta x = [0.5 + 0.1462802535, -0.5 + 0.2925605070]; b <- 0.1462802535
+    model = MLP(
+        [2, 1], "relu", "sigmoid", params={"W1": np.array([[0.5], [-0.5]]), "b1": np.zeros(1)}, dtype=np.float64
+    )
+    _, grads = model.loss_and_grads(np.array([[1.0, 2.0]]), np.array([[1.0]]), "mse")
+    make_optimizer("sgd", lr=1.0).step(model.params, grads)
+    np.testing.assert_allclose(model.params["W1"][:, 0], [0.6462802535, -0.2074394930], atol=1e-9)
+    np.testing.assert_allclose(model.params["b1"], [0.1462802535], atol=1e-9)
+
+
+def test_one_hand_computed_adam_step() -> None:
+    # First Adam step: m = (1 - b1) g, v = (1 - b2) g^2, m_hat = g, v_hat = g^2,
+    # so w <- w - lr g / (|g| + eps): every weight moves by lr against its gradient's sign.
+    # w = [1.0, -2.0, 3.0], g = [0.3, -4.0, 1e-3], lr = 0.1 -> [0.9, -1.9, 2.9] (the last up to eps).
+    w = {"w": np.array([1.0, -2.0, 3.0])}
+    g = {"w": np.array([0.3, -4.0, 1e-3])}
+    Adam(lr=0.1).step(w, g)
+    np.testing.assert_allclose(w["w"], [0.9, -1.9, 2.9 + 0.1 * 1e-8 / (1e-3 + 1e-8)], atol=1e-12)
+
+
+def test_momentum_accumulates_velocity() -> None:
+    # v1 = g = 1, w1 = 1 - 0.1; v2 = 0.9 * 1 + 1 = 1.9, w2 = 0.9 - 0.19 = 0.71
+    w, g = {"w": np.array([1.0])}, {"w": np.array([1.0])}
+    opt = Momentum(lr=0.1, momentum=0.9)
+    opt.step(w, g)
+    opt.step(w, g)
+    np.testing.assert_allclose(w["w"], [0.71])
+
+
+def test_nesterov_looks_ahead() -> None:
+    # v1 = 1, w1 = 1 - 0.1 (1 + 0.9 * 1) = 0.81
+    w, g = {"w": np.array([1.0])}, {"w": np.array([1.0])}
+    make_optimizer("nesterov", lr=0.1, momentum=0.9).step(w, g)
+    np.testing.assert_allclose(w["w"], [0.81])
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
+def test_state_dict_round_trip_continues_exactly(name: str) -> None:
+    rng = np.random.default_rng(0)
+    grads = [{"w": rng.normal(size=3)} for _ in range(6)]
+    a, b = {"w": np.ones(3)}, {"w": np.ones(3)}
+    opt_a = make_optimizer(name, lr=0.01)
+    for g in grads:
+        opt_a.step(a, g)
+    opt_b = make_optimizer(name, lr=0.01)
+    for g in grads[:3]:
+        opt_b.step(b, g)
+    resumed = make_optimizer(name, lr=0.01)
+    resumed.load_state_dict(opt_b.state_dict())
+    for g in grads[3:]:
+        resumed.step(b, g)
+    np.testing.assert_array_equal(a["w"], b["w"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"lr": 0}, "learning rate"), ({"lr": 0.1, "momentum": 1.0}, "momentum")]
+)
+def test_invalid_arguments_raise_value_error(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_optimizer("momentum", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("activation", "output", "loss", "optimizer", "lr"),
+    [
+        ("relu", "softmax", "cross_entropy", "adam", 0.01),
+        ("relu", "sigmoid", "mse", "adam", 0.01),
+        ("tanh", "sigmoid", "bce", "nesterov", 0.1),
+    ],
+)
+def test_a_64_sample_set_is_fitted_perfectly(
+    activation: str, output: str, loss: str, optimizer: str, lr: float
+) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 20)).astype(np.float32)
+    y = rng.integers(0, 10, size=64)
+    model = MLP([20, 64, 10], activation, output).init(rng, "xavier")
+    opt = make_optimizer(optimizer, lr=lr)
+    for _ in range(3000):
+        _, grads = model.loss_and_grads(x, y, loss)
+        opt.step(model.params, grads)
+        if np.mean(model.forward(x).argmax(axis=1) == y) == 1.0:
+            break
+    assert np.mean(model.forward(x).argmax(axis=1) == y) == 1.0
