@@ -93,6 +93,8 @@ def load(path: Path | str) -> Checkpoint:
         raise _fail(path, "no such checkpoint file")
     if path.is_dir():
         raise _fail(path, "is a folder; give the .npz file (e.g. runs/mnist/checkpoint.npz)")
+    if not zipfile.is_zipfile(path):
+        raise _fail(path, "not a valid .npz archive (not a zip file, or truncated)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
@@ -191,6 +193,6 @@ def normalizer(ckpt: Checkpoint) -> Normalizer:
 
 def latest_checkpoint(folder: Path | None = None) -> Path | None:
     """The newest runs/*/checkpoint.npz under folder (default: the current folder), if any."""
-    root = (folder or Path.cwd()) / "runs"
+    root = (folder or Path()) / "runs"
     found = [p for p in root.glob("*/checkpoint.npz") if p.is_file()] if root.is_dir() else []
     return max(found, key=lambda p: p.stat().st_mtime) if found else None

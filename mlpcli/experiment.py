@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from mlpcli import checkpoint
-from mlpcli.atomic import write_text
+from mlpcli.atomic import deferred_interrupt, remove_stale_temps, write_text
 from mlpcli.config import ExperimentConfig, dump_config
 from mlpcli.data.load import Dataset, load_dataset
 from mlpcli.data.prepare import fit_normalizer, validation_split
@@ -175,6 +175,8 @@ def run(
     start = time.perf_counter()
     cfg = p.cfg
     ensure_writable(run_dir)
+    for stale in remove_stale_temps(run_dir):
+        log.info("removed %s, left by an interrupted write", stale)
     best_path, last_path = run_dir / BEST_NAME, run_dir / LAST_NAME
     o = cfg.optimizer
     optimizer = make_optimizer(o.name, o.lr, o.momentum, o.beta1, o.beta2)
@@ -183,11 +185,12 @@ def run(
     write_text(run_dir / "config.yaml", "# resolved by mlpcli: every default filled in\n" + dump_config(cfg))
 
     def on_epoch_end(state: LoopState, row: dict[str, Any], is_best: bool) -> None:
-        opt_state = optimizer.state_dict()
-        _save(p, last_path, opt_state, row)
-        if is_best:
-            _save(p, best_path, opt_state, row)
-        write_text(run_dir / "metrics.csv", metrics_csv(p.history.rows))
+        with deferred_interrupt():  # Ctrl-C waits until this epoch's files are all written
+            opt_state = optimizer.state_dict()
+            _save(p, last_path, opt_state, row)
+            if is_best:
+                _save(p, best_path, opt_state, row)
+            write_text(run_dir / "metrics.csv", metrics_csv(p.history.rows))
 
     diag = layer_diagnostics if cfg.train.diagnostics else None
     try:

@@ -121,7 +121,7 @@ def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
     from PIL import Image
 
     img = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), mode="F")
-    return np.asarray(img.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32).clip(0, 1)
+    return np.array(img.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32).clip(0, 1)
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -160,7 +160,7 @@ def _thicken(ink: np.ndarray) -> np.ndarray:
         return ink
     padded = np.pad(ink, size)
     img = Image.fromarray(padded.astype(np.float32), mode="F").filter(ImageFilter.MaxFilter(size))
-    return np.asarray(img, dtype=np.float32)
+    return np.array(img, dtype=np.float32)
 
 
 def mnist_preprocess(gray: np.ndarray, name: str = "image") -> np.ndarray:

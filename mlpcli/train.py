@@ -55,6 +55,7 @@ def monitor_of(cfg: ExperimentConfig, has_validation: bool) -> tuple[str, bool]:
     return metric, metric.endswith("accuracy")
 
 
+@np.errstate(over="ignore", invalid="ignore")  # divergence is caught explicitly, by the loss
 def fit(
     cfg: ExperimentConfig,
     model: MLP,

@@ -44,6 +44,8 @@ def download_progress(enabled: bool = True) -> Iterator[list[Any]]:
 
     def on_event(event: Any) -> None:
         if isinstance(event, DownloadStart):
+            if not tasks:
+                progress.start()  # only once something is downloaded: no empty line otherwise
             if event.file in tasks:
                 progress.remove_task(tasks[event.file])
             tasks[event.file] = progress.add_task(event.file, total=event.total)
@@ -52,8 +54,11 @@ def download_progress(enabled: bool = True) -> Iterator[list[Any]]:
         elif isinstance(event, DownloadEnd) and not event.ok:
             err_console.print(f"[yellow]{event.url}: {event.reason}; trying the next mirror[/]")
 
-    with progress:
+    try:
         yield [on_event]
+    finally:
+        if tasks:
+            progress.stop()
 
 
 @app.command("fetch")

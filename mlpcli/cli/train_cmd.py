@@ -129,14 +129,14 @@ def _header(p: Any) -> None:
 def _load_train_config(config: Path | None, resume: Path | None, overrides: list[str]) -> Any:
     from mlpcli import checkpoint
     from mlpcli.config import config_from_dict, load_config
-    from mlpcli.errors import ConfigError
 
     resume_ckpt = checkpoint.load(resume) if resume else None
     if config is not None:
         return load_config(config, overrides), resume_ckpt
     if resume_ckpt is not None and "config" in resume_ckpt.meta:
         return config_from_dict(resume_ckpt.meta["config"], f"{resume} (its stored config)", overrides), resume_ckpt
-    raise ConfigError("no config given: use --config FILE (e.g. configs/quickstart.yaml) or --resume CHECKPOINT")
+    note("no --config given: training the built-in defaults (see 'mlpcli config show')")
+    return load_config(None, overrides), resume_ckpt
 
 
 def train(

@@ -1,0 +1,77 @@
+"""Measuring how well predict reads pictures: MNIST test digits turned into files of several kinds.
+
+Used by scripts/predict_quality.py and the tests. The pictures are made from real MNIST
+test digits (so the true label is known): (a) the 28x28 digit as it is; (b) inverted to
+black ink on white and upscaled 4x; (c) that, off-center on a larger white canvas; and
+digits as a person would draw them: thin or thick pen strokes, anywhere on a large page,
+light on dark, or ink on a transparent background.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from mlpcli.checkpoint import Checkpoint
+from mlpcli.predict import predict_images, prepare_image
+
+CASES = ("a", "b", "c")
+STYLES = ("thin", "thick", "light_on_dark", "transparent")
+
+
+def case_picture(digit: np.ndarray, case: str, rng: np.random.Generator) -> Image.Image:
+    """(a) the 28x28 digit as is; (b) inverted and upscaled 4x; (c) that, off-center on a larger white canvas."""
+    if case == "a":
+        return Image.fromarray(digit, mode="L")
+    big = Image.fromarray(255 - digit, mode="L").resize((112, 112), Image.Resampling.BILINEAR)
+    if case == "b":
+        return big
+    canvas = Image.new("L", (int(rng.integers(200, 400)), int(rng.integers(200, 400))), 255)
+    canvas.paste(big, (int(rng.integers(0, canvas.width - 112)), int(rng.integers(0, canvas.height - 112))))
+    return canvas
+
+
+def drawn_picture(digit: np.ndarray, style: str, rng: np.random.Generator) -> Image.Image:
+    """A digit as a person might draw it: a pen stroke of some width, anywhere on a large page.
+
+    Styles: thin, thick (pen width), light_on_dark, transparent (RGBA ink on a clear background).
+    """
+    shape = Image.fromarray(digit, mode="L").resize((280, 280), Image.Resampling.BILINEAR)
+    shape = shape.point(lambda v: 255 if v > 128 else 0)
+    if style == "thin":
+        shape = shape.filter(ImageFilter.MinFilter(9))
+    elif style == "thick":
+        shape = shape.filter(ImageFilter.MaxFilter(15))
+    size = int(rng.integers(140, 280))
+    shape = shape.resize((size, size), Image.Resampling.BILINEAR)
+    width, height = 600, 500
+    x0, y0 = int(rng.integers(0, width - size)), int(rng.integers(0, height - size))
+    if style == "transparent":
+        page = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+        page.paste(Image.new("RGBA", (size, size), (30, 30, 160, 255)), (x0, y0), shape)
+        return page
+    background, ink = (20, 240) if style == "light_on_dark" else (235, 25)
+    page = Image.new("L", (width, height), background)
+    page.paste(ink, (x0, y0, x0 + size, y0 + size), shape)
+    return page
+
+
+def picture(digit: np.ndarray, kind: str, rng: np.random.Generator) -> Image.Image:
+    """A picture of kind (a case or a drawn style) for a 28x28 uint8 MNIST digit."""
+    return case_picture(digit, kind, rng) if kind in CASES else drawn_picture(digit, kind, rng)
+
+
+def accuracy(ckpt: Checkpoint, digits: np.ndarray, labels: np.ndarray, kind: str, seed: int = 0) -> float:
+    """Fraction of digits (n, 28, 28) predicted right after a round trip through a PNG file and preprocessing."""
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        images = []
+        for i, digit in enumerate(digits):
+            path = Path(tmp) / f"{kind}-{i}.png"
+            picture(digit, kind, rng).save(path)
+            images.append(prepare_image(path))
+    probs = predict_images(ckpt, np.stack(images))
+    return float(np.mean(probs.argmax(axis=1) == labels))
