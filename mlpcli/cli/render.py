@@ -17,8 +17,8 @@ from rich.text import Text
 
 from mlpcli.errors import MlpcliError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
