@@ -93,9 +93,9 @@ def prepare(cfg: ExperimentConfig, *, offline: bool = False, callbacks: list[Cal
         tr, va = validation_split(dataset.train_y, cfg.data.validation, split_rng)
     except ValueError as exc:
         raise MlpcliError(f"data.validation: {exc}") from None
-    train = Split(dataset.train_x[tr], dataset.train_y[tr])
+    train = Split(dataset.train_x, dataset.train_y, tr)  # the training rows, without copying them
     val = Split(dataset.train_x[va], dataset.train_y[va]) if va.size else None
-    normalizer = fit_normalizer(cfg.data.normalize, train.x, cfg.data.per_pixel)
+    normalizer = fit_normalizer(cfg.data.normalize, dataset.train_x, cfg.data.per_pixel, rows=tr)
     sizes = cfg.layer_sizes(dataset.num_features, len(dataset.classes))
     model = MLP(
         sizes, cfg.model.activation, cfg.model.output, dropout=cfg.model.dropout,

@@ -27,13 +27,14 @@ METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accu
 
 @dataclass
 class Split:
-    """uint8 images (n, d) and labels (n,) of one split."""
+    """uint8 images (N, d) and labels (N,) of one split, or of the rows `index` selects (no copy)."""
 
     x: np.ndarray
     y: np.ndarray
+    index: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return int(self.y.shape[0])
+        return int(self.y.shape[0] if self.index is None else self.index.shape[0])
 
 
 @dataclass
@@ -80,8 +81,8 @@ def fit(
     dtype = np.dtype(cfg.train.dtype)
     metric, higher_better = monitor_of(cfg, val is not None and len(val) > 0)
     xbuf = np.empty((min(bs, n), train.x.shape[1]), dtype=dtype)
-    shuffled = np.empty_like(train.x)
-    labels = np.empty_like(train.y)
+    shuffled = np.empty((n, train.x.shape[1]), dtype=train.x.dtype)
+    labels = np.empty(n, dtype=train.y.dtype)
     emit(callbacks, TrainStart(epochs, state.epoch, steps, n))
     while state.epoch < epochs:
         epoch = state.epoch + 1
@@ -89,8 +90,9 @@ def fit(
         lr = learning_rate(cfg.schedule, cfg.optimizer.lr, state.epoch * steps, steps, epochs)
         emit(callbacks, EpochStart(epoch, lr))
         perm = rng.permutation(n)  # one shuffle per epoch, then contiguous slices
-        np.take(train.x, perm, axis=0, out=shuffled, mode="clip")  # mode="clip": no hidden temporary
-        np.take(train.y, perm, out=labels, mode="clip")
+        rows = perm if train.index is None else train.index[perm]
+        np.take(train.x, rows, axis=0, out=shuffled, mode="clip")  # mode="clip": no hidden temporary
+        np.take(train.y, rows, out=labels, mode="clip")
         total_loss, correct = 0.0, 0
         grad_norms = np.zeros(model.num_layers)
         for b in range(steps):
@@ -106,7 +108,7 @@ def fit(
             if diagnostics is not None:
                 grad_norms += [np.linalg.norm(grads[f"W{l}"]) for l in range(1, model.num_layers + 1)]
             optimizer.lr = learning_rate(cfg.schedule, cfg.optimizer.lr, state.epoch * steps + b, steps, epochs)
-            optimizer.step(model.params, grads)
+            optimizer.step(*model.flat_views())  # the same update as step(params, grads), in a few calls
             total_loss += loss * (hi - lo)
             correct += int(np.count_nonzero(model.last_predictions == yb))
             emit(callbacks, BatchEnd(epoch, b + 1, total_loss / hi, hi))
@@ -122,7 +124,7 @@ def fit(
             report = evaluate_arrays(model, normalizer, val.x, val.y, cfg.loss)
             row["val_loss"], row["val_accuracy"] = report.loss, report.accuracy
         if diagnostics is not None:
-            sample = val.x[:1000] if val is not None and len(val) > 0 else train.x[:1000]
+            sample = val.x[:1000] if val is not None and len(val) > 0 else shuffled[:1000]
             row.update(diagnostics(model, normalizer.apply(sample)))
             row.update({f"grad_norm_{l}": float(g / steps) for l, g in enumerate(grad_norms, start=1)})
         row["seconds"] = time.perf_counter() - start

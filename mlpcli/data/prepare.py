@@ -34,29 +34,37 @@ class Normalizer:
         return ((unit - self.mean) / self.std).astype(np.float32)
 
 
-def fit_normalizer(kind: str, train_pixels: np.ndarray, per_pixel: bool = False) -> Normalizer:
-    """Statistics from the training split only: none (0..255), scale01 ([0, 1]) or standardize."""
+def fit_normalizer(
+    kind: str, pixels: np.ndarray, per_pixel: bool = False, rows: np.ndarray | None = None
+) -> Normalizer:
+    """Statistics from the training split only: none (0..255), scale01 ([0, 1]) or standardize.
+
+    pixels: uint8 (n, d); rows selects the training rows (default: all). Computed in chunks,
+    so no float copy of the whole set is ever made.
+    """
     if kind == "none":
         return Normalizer(np.array(0.0, np.float32), np.array(1.0 / 255.0, np.float32))
     if kind == "scale01":
         return Normalizer(np.array(0.0, np.float32), np.array(1.0, np.float32))
     if kind != "standardize":
         raise ValueError(f"unknown normalization {kind!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    index = np.arange(pixels.shape[0]) if rows is None else rows
+    n = max(index.size, 1)
+    total = np.zeros(pixels.shape[1])
+    squares = np.zeros(pixels.shape[1])
+    for i in range(0, index.size, 1024):
+        chunk = pixels[index[i : i + 1024]].astype(np.float64)
+        chunk /= 255.0
+        total += chunk.sum(axis=0)
+        chunk *= chunk
+        squares += chunk.sum(axis=0)
     if per_pixel:
-        mean = np.zeros(train_pixels.shape[1])
-        sq = np.zeros(train_pixels.shape[1])
-        for i in range(0, train_pixels.shape[0], 8192):  # chunks: never a full float64 copy
-            chunk = train_pixels[i : i + 8192].astype(np.float64) / 255.0
-            mean += chunk.sum(axis=0)
-            sq += np.square(chunk).sum(axis=0)
-        mean /= train_pixels.shape[0]
-        std = np.sqrt(np.maximum(sq / train_pixels.shape[0] - mean**2, 0.0))
+        mean = total / n
+        std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
         return Normalizer(mean.astype(np.float32), np.maximum(std, MIN_PIXEL_STD).astype(np.float32))
-    counts = np.bincount(train_pixels.reshape(-1), minlength=256).astype(np.float64)
-    values = np.arange(256) / 255.0
-    total = counts.sum()
-    mean = float(counts @ values / total)
-    std = float(np.sqrt(max(counts @ (values - mean) ** 2 / total, 1e-12)))
+    count = n * pixels.shape[1]
+    mean = float(total.sum() / count)
+    std = float(np.sqrt(max(squares.sum() / count - mean**2, 1e-12)))
     return Normalizer(np.array(mean, np.float32), np.array(std, np.float32))
 
 

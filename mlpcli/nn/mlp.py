@@ -94,6 +94,8 @@ class MLP:
         self._act = get_activation(activation, leaky_slope)
         self._out = OUTPUTS[output]
         self.params: dict[str, Array] = {}
+        self.flat: Array = np.zeros(0, self.dtype)
+        self._grad_flat: Array = np.zeros(0, self.dtype)
         if params is not None:
             self.set_params(params)
         self._grads: dict[str, Array] = {}
@@ -108,9 +110,25 @@ class MLP:
 
     def init(self, rng: np.random.Generator, init: str = "he") -> MLP:
         """Fill the parameters with a fresh random initialization; returns self."""
-        self.params = init_params(self.layer_sizes, init, rng, self.dtype)
-        self._grads = {}
+        self._adopt(init_params(self.layer_sizes, init, rng, self.dtype))
         return self
+
+    def _adopt(self, params: dict[str, Array]) -> None:
+        """Copy params into one contiguous buffer and keep views of it, so an optimizer can
+        update every parameter with a few whole-buffer operations instead of many small ones."""
+        names = [f"{p}{l}" for l in range(1, self.num_layers + 1) for p in ("W", "b")]
+        self.flat = np.empty(sum(params[k].size for k in names), dtype=self.dtype)
+        self.params, offset = {}, 0
+        for k in names:
+            view = self.flat[offset : offset + params[k].size].reshape(params[k].shape)
+            view[...] = params[k]
+            self.params[k] = view
+            offset += params[k].size
+        self._grads = {}
+
+    def flat_views(self) -> tuple[dict[str, Array], dict[str, Array]]:
+        """({"all": every parameter}, {"all": every gradient}) as single 1-d buffers (after a backward)."""
+        return {"all": self.flat}, {"all": self._grad_flat}
 
     def set_params(self, params: dict[str, Array]) -> None:
         """Adopt given parameters after checking every name and shape."""
@@ -126,8 +144,7 @@ class MLP:
         extra = set(params) - set(expected)
         if extra:
             raise ValueError(f"unexpected parameters: {', '.join(sorted(extra))}")
-        self.params = {k: np.ascontiguousarray(params[k], dtype=self.dtype) for k in expected}
-        self._grads = {}
+        self._adopt(params)
 
     # ---- forward -------------------------------------------------------------------
 
@@ -177,7 +194,11 @@ class MLP:
                 ws.hidden = [np.empty((n, s), self.dtype) for s in hidden_sizes]
             self._ws = ws
         if not self._grads:
-            self._grads = {k: np.empty_like(v) for k, v in self.params.items()}
+            self._grad_flat = np.empty_like(self.flat)
+            self._grads, offset = {}, 0
+            for k, v in self.params.items():
+                self._grads[k] = self._grad_flat[offset : offset + v.size].reshape(v.shape)
+                offset += v.size
         return ws
 
     def _forward_train(self, x: Array, rng: np.random.Generator | None, masks: Sequence[Array] | None) -> list[Array]:

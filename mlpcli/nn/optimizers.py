@@ -28,7 +28,9 @@ class Optimizer:
             self._update(k, p, grads[k])
 
     def _update(self, key: str, p: Array, g: Array) -> None:
-        p -= p.dtype.type(self.lr) * g
+        tmp = self._buffer(f"_tmp.{key}", p)
+        np.multiply(g, p.dtype.type(self.lr), out=tmp)
+        p -= tmp
 
     def _buffer(self, name: str, like: Array) -> Array:
         buf = self.state.get(name)
@@ -38,7 +40,7 @@ class Optimizer:
 
     def state_dict(self) -> dict[str, Array]:
         """Every array of state (copied) plus the step count, for exact resume."""
-        out = {k: v.copy() for k, v in self.state.items()}
+        out = {k: v.copy() for k, v in self.state.items() if not k.startswith("_tmp.")}
         out["t"] = np.array(self.t, dtype=np.int64)
         return out
 
@@ -65,14 +67,17 @@ class Momentum(Optimizer):
     def _update(self, key: str, p: Array, g: Array) -> None:
         v = self._buffer(f"v.{key}", p)
         mu, lr = p.dtype.type(self.momentum), p.dtype.type(self.lr)
+        tmp = self._buffer(f"_tmp.{key}", p)
         v *= mu
         v += g
         if self.nesterov:
             # W <- W - lr (g + mu v): the gradient step plus the momentum's look-ahead.
-            p -= lr * g
-            p -= (lr * mu) * v
+            np.multiply(v, mu, out=tmp)
+            tmp += g
+            tmp *= lr
         else:
-            p -= lr * v
+            np.multiply(v, lr, out=tmp)
+        p -= tmp
 
 
 class Adam(Optimizer):
@@ -91,13 +96,22 @@ class Adam(Optimizer):
         m = self._buffer(f"m.{key}", p)
         v = self._buffer(f"v.{key}", p)
         b1, b2 = self.beta1, self.beta2
-        m *= p.dtype.type(b1)
-        m += p.dtype.type(1 - b1) * g
-        v *= p.dtype.type(b2)
-        v += p.dtype.type(1 - b2) * (g * g)
+        tmp = self._buffer(f"_tmp.{key}", p)
+        t = p.dtype.type
+        m *= t(b1)
+        np.multiply(g, t(1 - b1), out=tmp)
+        m += tmp
+        v *= t(b2)
+        np.multiply(g, g, out=tmp)
+        tmp *= t(1 - b2)
+        v += tmp
         step = self.lr * np.sqrt(1 - b2**self.t) / (1 - b1**self.t)
         eps_hat = self.eps * np.sqrt(1 - b2**self.t)  # eps added to sqrt(v_hat), rescaled
-        p -= p.dtype.type(step) * m / (np.sqrt(v) + p.dtype.type(eps_hat))
+        np.sqrt(v, out=tmp)
+        tmp += t(eps_hat)
+        np.divide(m, tmp, out=tmp)
+        tmp *= t(step)
+        p -= tmp
 
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")

@@ -1,0 +1,297 @@
+"""mlpcli's speed and memory, measured side by side with PyTorch and numpy's own sgemm.
+
+    python scripts/bench.py [--data-dir ../shared/data/mnist] [--rounds 3] [--out bench-results/bench.json]
+
+The machine this runs on is shared and drifts between speed regimes, so every comparison
+is a ratio of two measurements taken next to each other, alternated --rounds times.
+PyTorch is optional (`pip install torch==2.13.0`); without it that column is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlpcli.config import load_config
+from mlpcli.data.load import Dataset, load_dataset
+from mlpcli.data.prepare import fit_normalizer
+from mlpcli.evaluate import evaluate_arrays
+from mlpcli.events import EpochEnd, History
+from mlpcli.nn import MLP, make_optimizer
+from mlpcli.train import LoopState, Split, fit
+
+REPO = Path(__file__).resolve().parent.parent
+SIZES = [784, 256, 128, 10]
+BATCH = 128
+LR, MOMENTUM = 0.05, 0.9
+
+
+def gemm_flops_per_epoch(n: int, sizes: list[int] = SIZES, batch: int = BATCH) -> float:
+    """Exact matrix-product FLOPs of one epoch: forward, weight gradients, and deltas below layer 1."""
+    flops = 0.0
+    for start in range(0, n, batch):
+        m = min(batch, n - start)
+        for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            products = 2 if l == 0 else 3  # no delta is propagated into the input layer
+            flops += products * 2.0 * m * fan_in * fan_out
+    return flops
+
+
+def sgemm_rate(size: int = 2048, repeats: int = 5) -> float:
+    """numpy float32 matrix product throughput in FLOP/s (median of repeats)."""
+    rng = np.random.default_rng(0)
+    a = rng.random((size, size), dtype=np.float32)
+    b = rng.random((size, size), dtype=np.float32)
+    out = np.empty_like(a)
+    np.matmul(a, b, out=out)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        np.matmul(a, b, out=out)
+        times.append(time.perf_counter() - t)
+    return 2.0 * size**3 / statistics.median(times)
+
+
+def mlpcli_epochs(data: Dataset, epochs: int, seed: int = 0) -> list[float]:
+    """Seconds of each training epoch of mlpcli's own loop (fit) on the full training set."""
+    cfg = load_config(None, [
+        "data.validation=0", f"model.hidden={SIZES[1:-1]}", "optimizer.name=momentum", f"optimizer.lr={LR}",
+        f"optimizer.momentum={MOMENTUM}", "schedule.name=constant", f"train.epochs={epochs}",
+        f"train.batch_size={BATCH}", f"seed={seed}",
+    ])  # fmt: skip
+    normalizer = fit_normalizer("standardize", data.train_x)
+    model = MLP(SIZES, "relu", "softmax").init(np.random.default_rng(seed), "he")
+    optimizer = make_optimizer("momentum", LR, MOMENTUM)
+    seconds: list[float] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, EpochEnd):
+            seconds.append(event.metrics["seconds"])
+
+    fit(cfg, model, optimizer, normalizer, Split(data.train_x, data.train_y), None, np.random.default_rng(seed),
+        LoopState(), History(), [on_event])  # fmt: skip
+    return seconds
+
+
+def torch_epochs(data: Dataset, epochs: int, threads: int, seed: int = 0) -> list[float]:
+    """Seconds of each epoch of the same network and loop in PyTorch on the CPU."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    norm = fit_normalizer("standardize", data.train_x)
+    x = torch.from_numpy(norm.apply(data.train_x))  # normalized once: PyTorch's usual, fastest set-up
+    y = torch.from_numpy(data.train_y.astype(np.int64))
+    layers: list[Any] = []
+    for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(SIZES) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    seconds = []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        perm = torch.randperm(x.shape[0])
+        for start in range(0, x.shape[0], BATCH):
+            idx = perm[start : start + BATCH]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+        seconds.append(time.perf_counter() - t)
+    return seconds
+
+
+def peak_rss_of(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """(peak RSS in MiB, wall seconds) of a command run to completion in a fresh process."""
+    script = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        f"r = subprocess.run({cmd!r}, cwd={str(cwd)!r}, stdout=subprocess.DEVNULL); "
+        "dt = time.perf_counter() - t; "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, dt, r.returncode)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    if out[2] != "0":
+        raise RuntimeError(f"{' '.join(cmd)} failed")
+    return int(out[0]) / 1024.0, float(out[1])
+
+
+def wall_time(cmd: list[str], cwd: Path, repeats: int = 5) -> float:
+    """Median wall time of a whole process, start to exit."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def time_to_accuracy(data: Dataset, target: float = 0.98) -> dict[str, Any]:
+    """Train configs/mnist.yaml; the training seconds (evaluation excluded) until test accuracy first reaches target."""
+    from mlpcli import experiment
+
+    cfg = load_config(REPO / "configs" / "mnist.yaml")
+    prepared = experiment.prepare(cfg)
+    trained = 0.0
+    reached: dict[str, Any] = {"target": target, "seconds": None, "epoch": None, "curve": []}
+
+    def on_event(event: object) -> None:
+        nonlocal trained
+        if isinstance(event, EpochEnd):
+            trained += event.metrics["seconds"]
+            acc = evaluate_arrays(
+                prepared.model, prepared.normalizer, data.test_x, data.test_y, "cross_entropy"
+            ).accuracy
+            reached["curve"].append({"epoch": event.epoch, "seconds": trained, "test_accuracy": acc})
+            if reached["seconds"] is None and acc >= target:
+                reached["seconds"], reached["epoch"] = trained, event.epoch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        experiment.run(prepared, Path(tmp), callbacks=[on_event])
+    reached["final_test_accuracy"] = reached["curve"][-1]["test_accuracy"]
+    return reached
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """BLAS libraries and thread counts, from threadpoolctl when it is installed."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return [{"note": "pip install threadpoolctl to report the BLAS"}]
+    return [{k: v for k, v in info.items() if k in ("internal_api", "version", "num_threads", "architecture")}
+            for info in threadpool_info()]  # fmt: skip
+
+
+def main() -> None:
+    """Run every measurement, print a table, write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_dir = REPO.parent / "shared" / "data" / "mnist"
+    parser.add_argument("--data-dir", type=Path, default=default_dir if default_dir.is_dir() else None,
+                        help="folder with the four MNIST files (default: ../shared/data/mnist, else the cache)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of mlpcli and PyTorch")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per round (the first is warm-up)")
+    parser.add_argument("--skip-accuracy", action="store_true", help="skip the time-to-98%% run")
+    parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "bench.json")
+    args = parser.parse_args()
+    data = load_dataset("mnist", data_dir=args.data_dir)
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    flops = gemm_flops_per_epoch(len(data.train_y))
+    try:
+        import torch
+
+        torch_version: str | None = torch.__version__
+    except ImportError:
+        torch_version = None
+        print("PyTorch not installed (pip install torch==2.13.0): skipping its column", file=sys.stderr)
+
+    rounds = []
+    for r in range(args.rounds):
+        rate = sgemm_rate()
+        ours = statistics.median(mlpcli_epochs(data, args.epochs, seed=r)[1:])
+        theirs = statistics.median(torch_epochs(data, args.epochs, threads, seed=r)[1:]) if torch_version else None
+        row = {"round": r + 1, "sgemm_gflops": rate / 1e9, "mlpcli_epoch_s": ours, "torch_epoch_s": theirs,
+               "ratio": ours / theirs if theirs else None, "sgemm_share": flops / ours / rate}  # fmt: skip
+        rounds.append(row)
+        print(f"round {r + 1}: mlpcli {ours:.3f} s/epoch, torch {theirs or float('nan'):.3f} s/epoch, "
+              f"sgemm {rate / 1e9:.0f} GFLOP/s", file=sys.stderr)  # fmt: skip
+
+    normalizer = fit_normalizer("standardize", data.train_x)
+    model = MLP(SIZES, "relu", "softmax").init(np.random.default_rng(0), "he")
+    evaluate_arrays(model, normalizer, data.test_x, data.test_y, "cross_entropy")
+    eval_times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        evaluate_arrays(model, normalizer, data.test_x, data.test_y, "cross_entropy")
+        eval_times.append(time.perf_counter() - t)
+    one = normalizer.apply(data.test_x[:1])
+    latencies = []
+    for _ in range(2000):
+        t = time.perf_counter()
+        model.forward(one)
+        latencies.append(time.perf_counter() - t)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        mlpcli = [sys.executable, "-m", "mlpcli"]
+        data_set = [f"--set=data.dir={args.data_dir}"] if args.data_dir else []
+        rss, train_wall = peak_rss_of(
+            [*mlpcli, "train", "--config", str(REPO / "configs" / "mnist.yaml"), "--epochs", "2", "--quiet",
+             "--out", str(tmpdir / "run"), *data_set], tmpdir)  # fmt: skip
+        from PIL import Image
+
+        Image.fromarray(255 - data.test_x[0].reshape(28, 28)).resize((112, 112)).save(tmpdir / "one.png")
+        script = Path(sys.executable).parent / "mlpcli"
+        entry = [str(script)] if script.exists() else mlpcli
+        help_s = wall_time([*entry, "--help"], tmpdir)
+        predict_s = wall_time([*entry, "predict", "one.png", "-c", str(tmpdir / "run" / "checkpoint.npz"), "--no-show"],
+                              tmpdir)  # fmt: skip
+
+    accuracy = None if args.skip_accuracy else time_to_accuracy(data)
+    ratios = [r["ratio"] for r in rounds if r["ratio"] is not None]
+    result = {
+        "machine": {
+            "cores": threads,
+            "cpu": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "torch": torch_version,
+            "blas": blas_info(),
+        },  # fmt: skip
+        "network": "784-256-128-10 relu/softmax, batch 128, momentum SGD, float32, 60,000 images",
+        "gemm_gflop_per_epoch": flops / 1e9,
+        "rounds": rounds,
+        "mlpcli_epoch_s": statistics.median(r["mlpcli_epoch_s"] for r in rounds),
+        "torch_epoch_s": statistics.median(r["torch_epoch_s"] for r in rounds) if torch_version else None,
+        "ratio_vs_torch": statistics.median(ratios) if ratios else None,
+        "sgemm_share": statistics.median(r["sgemm_share"] for r in rounds),
+        "peak_rss_mib_train": rss,
+        "eval_images_per_s": len(data.test_y) / statistics.median(eval_times),
+        "single_image_latency_ms": statistics.median(latencies) * 1000,
+        "help_wall_s": help_s,
+        "predict_one_wall_s": predict_s,
+        "time_to_98": accuracy,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    _table(result)
+    print(f"\nwrote {args.out}")
+
+
+def _table(r: dict[str, Any]) -> None:
+    def fmt(v: Any, spec: str) -> str:
+        return "n/a" if v is None else format(v, spec)
+
+    acc = r["time_to_98"] or {}
+    lines = [
+        ("epoch time, mlpcli (median)", fmt(r["mlpcli_epoch_s"], ".3f") + " s", ""),
+        ("epoch time, PyTorch (median)", fmt(r["torch_epoch_s"], ".3f") + " s", ""),
+        ("mlpcli / PyTorch (median of rounds)", fmt(r["ratio_vs_torch"], ".2f"), "target <= 0.75"),
+        ("share of the run's sgemm rate", fmt(r["sgemm_share"], ".0%"), "target >= 70 %"),
+        ("peak RSS, full-MNIST training", fmt(r["peak_rss_mib_train"], ".0f") + " MiB", "target <= 300 MiB"),
+        ("evaluation throughput", fmt(r["eval_images_per_s"], ",.0f") + " images/s", ""),
+        ("single-image forward latency", fmt(r["single_image_latency_ms"], ".3f") + " ms", ""),
+        ("mlpcli --help, whole process", fmt(r["help_wall_s"], ".2f") + " s", "target <= 0.3 s"),
+        ("mlpcli predict one.png, whole process", fmt(r["predict_one_wall_s"], ".2f") + " s", "target <= 0.8 s"),
+        ("training time to 98.0 % test accuracy", fmt(acc.get("seconds"), ".1f") + " s", "target <= 30 s"),
+    ]
+    width = max(len(a) for a, _, _ in lines)
+    for name, value, target in lines:
+        print(f"{name:<{width}}  {value:>16}  {target}")
+
+
+if __name__ == "__main__":
+    main()
