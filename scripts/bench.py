@@ -179,8 +179,12 @@ def main() -> None:
     """Run every measurement, print a table, write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_dir = REPO.parent / "shared" / "data" / "mnist"
-    parser.add_argument("--data-dir", type=Path, default=default_dir if default_dir.is_dir() else None,
-                        help="folder with the four MNIST files (default: ../shared/data/mnist, else the cache)")  # fmt: skip
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_dir if default_dir.is_dir() else None,
+        help="folder with the four MNIST files (default: ../shared/data/mnist, else the cache)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternations of mlpcli and PyTorch")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per round (the first is warm-up)")
     parser.add_argument("--skip-accuracy", action="store_true", help="skip the time-to-98%% run")
