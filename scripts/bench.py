@@ -139,11 +139,11 @@ def wall_time(cmd: list[str], cwd: Path, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def time_to_accuracy(data: Dataset, target: float = 0.98) -> dict[str, Any]:
+def time_to_accuracy(data: Dataset, data_dir: Path | None, target: float = 0.98) -> dict[str, Any]:
     """Train configs/mnist.yaml; the training seconds (evaluation excluded) until test accuracy first reaches target."""
     from mlpcli import experiment
 
-    cfg = load_config(REPO / "configs" / "mnist.yaml")
+    cfg = load_config(REPO / "configs" / "mnist.yaml", [f"data.dir={data_dir}"] if data_dir else [])
     prepared = experiment.prepare(cfg)
     trained = 0.0
     reached: dict[str, Any] = {"target": target, "seconds": None, "epoch": None, "curve": []}
@@ -243,7 +243,7 @@ def main() -> None:
         predict_s = wall_time([*entry, "predict", "one.png", "-c", str(tmpdir / "run" / "checkpoint.npz"), "--no-show"],
                               tmpdir)  # fmt: skip
 
-    accuracy = None if args.skip_accuracy else time_to_accuracy(data)
+    accuracy = None if args.skip_accuracy else time_to_accuracy(data, args.data_dir)
     ratios = [r["ratio"] for r in rounds if r["ratio"] is not None]
     result = {
         "machine": {

@@ -113,8 +113,8 @@ class Server:
                     self.close_connection = True
                     return
                 if mode == "slow":
-                    for i in range(0, len(data), 1 << 14):
-                        self.wfile.write(data[i : i + (1 << 14)])
+                    for i in range(0, len(data), 4096):
+                        self.wfile.write(data[i : i + 4096])
                         self.wfile.flush()
                         time.sleep(0.05)
                     return

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
-CHUNK = 1 << 16
+CHUNK = 1 << 14  # small enough for a live progress bar on a slow connection
 
 
 def is_offline() -> bool:
