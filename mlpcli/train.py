@@ -80,25 +80,25 @@ def fit(
     epochs = cfg.train.epochs
     dtype = np.dtype(cfg.train.dtype)
     metric, higher_better = monitor_of(cfg, val is not None and len(val) > 0)
-    xbuf = np.empty((min(bs, n), train.x.shape[1]), dtype=dtype)
-    shuffled = np.empty((n, train.x.shape[1]), dtype=train.x.dtype)
-    labels = np.empty(n, dtype=train.y.dtype)
+    pixels = np.empty((min(bs, n), train.x.shape[1]), dtype=train.x.dtype)  # one batch, uint8
+    xbuf = np.empty(pixels.shape, dtype=dtype)  # the same batch, normalized
+    labels = np.empty(min(bs, n), dtype=train.y.dtype)
     emit(callbacks, TrainStart(epochs, state.epoch, steps, n))
     while state.epoch < epochs:
         epoch = state.epoch + 1
         start = time.perf_counter()
         lr = learning_rate(cfg.schedule, cfg.optimizer.lr, state.epoch * steps, steps, epochs)
         emit(callbacks, EpochStart(epoch, lr))
-        perm = rng.permutation(n)  # one shuffle per epoch, then contiguous slices
+        perm = rng.permutation(n)  # one shuffle per epoch; each batch gathers its rows into a reused buffer
         rows = perm if train.index is None else train.index[perm]
-        np.take(train.x, rows, axis=0, out=shuffled, mode="clip")  # mode="clip": no hidden temporary
-        np.take(train.y, rows, out=labels, mode="clip")
         total_loss, correct = 0.0, 0
         grad_norms = np.zeros(model.num_layers)
         for b in range(steps):
             lo, hi = b * bs, min((b + 1) * bs, n)
-            xb = normalizer.apply(shuffled[lo:hi], out=xbuf[: hi - lo])
-            yb = labels[lo:hi]
+            m = hi - lo
+            np.take(train.x, rows[lo:hi], axis=0, out=pixels[:m], mode="clip")  # "clip": no hidden temporary
+            xb = normalizer.apply(pixels[:m], out=xbuf[:m])
+            yb = np.take(train.y, rows[lo:hi], out=labels[:m], mode="clip")
             loss, grads = model.loss_and_grads(xb, yb, cfg.loss, weight_decay=cfg.optimizer.weight_decay, rng=rng)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
@@ -124,7 +124,7 @@ def fit(
             report = evaluate_arrays(model, normalizer, val.x, val.y, cfg.loss)
             row["val_loss"], row["val_accuracy"] = report.loss, report.accuracy
         if diagnostics is not None:
-            sample = val.x[:1000] if val is not None and len(val) > 0 else shuffled[:1000]
+            sample = val.x[:1000] if val is not None and len(val) > 0 else train.x[rows[:1000]]
             row.update(diagnostics(model, normalizer.apply(sample)))
             row.update({f"grad_norm_{l}": float(g / steps) for l, g in enumerate(grad_norms, start=1)})
         row["seconds"] = time.perf_counter() - start

@@ -3,7 +3,8 @@
     python scripts/bench.py [--data-dir ../shared/data/mnist] [--rounds 3] [--out bench-results/bench.json]
 
 The machine this runs on is shared and drifts between speed regimes, so every comparison
-is a ratio of two measurements taken next to each other, alternated --rounds times.
+is a ratio of two measurements taken next to each other: every mlpcli epoch is followed at
+once by a PyTorch epoch, for --epochs epochs in each of --rounds rounds.
 PyTorch is optional (`pip install torch==2.13.0`); without it that column is skipped.
 """
 
@@ -63,29 +64,8 @@ def sgemm_rate(size: int = 2048, repeats: int = 5) -> float:
     return 2.0 * size**3 / statistics.median(times)
 
 
-def mlpcli_epochs(data: Dataset, epochs: int, seed: int = 0) -> list[float]:
-    """Seconds of each training epoch of mlpcli's own loop (fit) on the full training set."""
-    cfg = load_config(None, [
-        "data.validation=0", f"model.hidden={SIZES[1:-1]}", "optimizer.name=momentum", f"optimizer.lr={LR}",
-        f"optimizer.momentum={MOMENTUM}", "schedule.name=constant", f"train.epochs={epochs}",
-        f"train.batch_size={BATCH}", f"seed={seed}",
-    ])  # fmt: skip
-    normalizer = fit_normalizer("standardize", data.train_x)
-    model = MLP(SIZES, "relu", "softmax").init(np.random.default_rng(seed), "he")
-    optimizer = make_optimizer("momentum", LR, MOMENTUM)
-    seconds: list[float] = []
-
-    def on_event(event: object) -> None:
-        if isinstance(event, EpochEnd):
-            seconds.append(event.metrics["seconds"])
-
-    fit(cfg, model, optimizer, normalizer, Split(data.train_x, data.train_y), None, np.random.default_rng(seed),
-        LoopState(), History(), [on_event])  # fmt: skip
-    return seconds
-
-
-def torch_epochs(data: Dataset, epochs: int, threads: int, seed: int = 0) -> list[float]:
-    """Seconds of each epoch of the same network and loop in PyTorch on the CPU."""
+def torch_trainer(data: Dataset, threads: int, seed: int = 0) -> Any:
+    """A function that trains the same network with the same loop in PyTorch for one epoch, returning its seconds."""
     import torch
 
     torch.set_num_threads(threads)
@@ -101,8 +81,8 @@ def torch_epochs(data: Dataset, epochs: int, threads: int, seed: int = 0) -> lis
     model = torch.nn.Sequential(*layers)
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     loss_fn = torch.nn.CrossEntropyLoss()
-    seconds = []
-    for _ in range(epochs):
+
+    def epoch() -> float:
         t = time.perf_counter()
         perm = torch.randperm(x.shape[0])
         for start in range(0, x.shape[0], BATCH):
@@ -111,8 +91,38 @@ def torch_epochs(data: Dataset, epochs: int, threads: int, seed: int = 0) -> lis
             loss = loss_fn(model(x[idx]), y[idx])
             loss.backward()
             opt.step()
-        seconds.append(time.perf_counter() - t)
-    return seconds
+        return time.perf_counter() - t
+
+    return epoch
+
+
+def paired_epochs(data: Dataset, epochs: int, threads: int, with_torch: bool, seed: int = 0) -> list[dict[str, Any]]:
+    """mlpcli's own training loop (fit) on the full training set, each epoch followed at once by a PyTorch epoch.
+
+    Pairing epoch by epoch puts both under the same machine conditions, so their ratio means something;
+    numpy's sgemm rate is measured right after each pair too, for mlpcli's share of it.
+    """
+    cfg = load_config(None, [
+        "data.validation=0", f"model.hidden={SIZES[1:-1]}", "optimizer.name=momentum", f"optimizer.lr={LR}",
+        f"optimizer.momentum={MOMENTUM}", "schedule.name=constant", f"train.epochs={epochs}",
+        f"train.batch_size={BATCH}", f"seed={seed}",
+    ])  # fmt: skip
+    normalizer = fit_normalizer("standardize", data.train_x)
+    model = MLP(SIZES, "relu", "softmax").init(np.random.default_rng(seed), "he")
+    optimizer = make_optimizer("momentum", LR, MOMENTUM)
+    torch_epoch = torch_trainer(data, threads, seed) if with_torch else None
+    pairs: list[dict[str, Any]] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, EpochEnd):
+            theirs = torch_epoch() if torch_epoch else None
+            pairs.append(
+                {"mlpcli_s": event.metrics["seconds"], "torch_s": theirs, "sgemm_flops": sgemm_rate(repeats=3)}
+            )
+
+    fit(cfg, model, optimizer, normalizer, Split(data.train_x, data.train_y), None, np.random.default_rng(seed),
+        LoopState(), History(), [on_event])  # fmt: skip
+    return pairs
 
 
 def peak_rss_of(cmd: list[str], cwd: Path) -> tuple[float, float]:
@@ -185,8 +195,8 @@ def main() -> None:
         default=default_dir if default_dir.is_dir() else None,
         help="folder with the four MNIST files (default: ../shared/data/mnist, else the cache)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="alternations of mlpcli and PyTorch")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per round (the first is warm-up)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of paired epochs")
+    parser.add_argument("--epochs", type=int, default=5, help="paired epochs per round (the first is warm-up)")
     parser.add_argument("--skip-accuracy", action="store_true", help="skip the time-to-98%% run")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "bench.json")
     args = parser.parse_args()
@@ -203,11 +213,14 @@ def main() -> None:
 
     rounds = []
     for r in range(args.rounds):
-        rate = sgemm_rate()
-        ours = statistics.median(mlpcli_epochs(data, args.epochs, seed=r)[1:])
-        theirs = statistics.median(torch_epochs(data, args.epochs, threads, seed=r)[1:]) if torch_version else None
+        pairs = paired_epochs(data, args.epochs, threads, torch_version is not None, seed=r)[1:]  # first: warm-up
+        ours = statistics.median(p["mlpcli_s"] for p in pairs)
+        theirs = statistics.median(p["torch_s"] for p in pairs) if torch_version else None
+        ratio = statistics.median(p["mlpcli_s"] / p["torch_s"] for p in pairs) if torch_version else None
+        rate = statistics.median(p["sgemm_flops"] for p in pairs)
+        share = statistics.median(flops / p["mlpcli_s"] / p["sgemm_flops"] for p in pairs)
         row = {"round": r + 1, "sgemm_gflops": rate / 1e9, "mlpcli_epoch_s": ours, "torch_epoch_s": theirs,
-               "ratio": ours / theirs if theirs else None, "sgemm_share": flops / ours / rate}  # fmt: skip
+               "ratio": ratio, "sgemm_share": share, "pairs": pairs}  # fmt: skip
         rounds.append(row)
         print(f"round {r + 1}: mlpcli {ours:.3f} s/epoch, torch {theirs or float('nan'):.3f} s/epoch, "
               f"sgemm {rate / 1e9:.0f} GFLOP/s", file=sys.stderr)  # fmt: skip
