@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import FULL_MNIST, TINY
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -201,20 +202,17 @@ def test_predict_human_output(trained, tmp_path) -> None:
 def test_data_where_verify_and_import(tmp_path, monkeypatch) -> None:
     result = invoke("data", "where", "--json")
     doc = json.loads(result.stdout)
-    assert doc["cache"] == str(Path(monkeypatch_env(monkeypatch)))
-    assert {r["state"] for r in doc["files"]} == {"missing"}
+    assert doc["cache"] == os.environ["MLPCLI_DATA_DIR"]
+    assert {r["state"] for r in doc["files"] if r["dataset"] == "mnist"} == {"missing"}
+    # Fashion-MNIST is found where Debian's dataset-fashion-mnist installs it, when that package is there
+    for r in (r for r in doc["files"] if r["dataset"] == "fashion-mnist"):
+        assert r["state"] == "missing" or r["path"].startswith("/usr/share/datasets/fashion-mnist/")
     result = invoke("data", "import", "mnist", str(TINY))
     assert result.exit_code == 1 and "not the official mnist files" in result.stderr
     result = invoke("data", "verify", "mnist")
     assert result.exit_code == 1 and "mlpcli data fetch mnist" in result.stderr
     result = invoke("data", "fetch", "nope")
     assert result.exit_code == 1 and "unknown dataset 'nope'" in result.stderr
-
-
-def monkeypatch_env(monkeypatch) -> str:
-    import os
-
-    return os.environ["MLPCLI_DATA_DIR"]
 
 
 def test_data_fetch_through_a_local_mirror(serve, monkeypatch, tmp_path) -> None:
@@ -248,3 +246,53 @@ def test_a_real_subprocess_trains_and_predicts(tmp_path) -> None:
         [sys.executable, "-m", "mlpcli", "eval", "missing.npz"], cwd=tmp_path, capture_output=True, text=True
     )
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_plot_writes_a_png(trained) -> None:
+    result = invoke("plot", str(trained.parent))
+    assert result.exit_code == 0, result.output
+    png = trained.parent / "curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(png) as img:
+        assert img.width > 300 and img.height > 200
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(trained, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    result = invoke("plot", str(trained.parent))
+    assert result.exit_code == 1 and "pip install 'mlpcli[plot]'" in result.stderr
+
+
+@pytest.mark.skipif(not FULL_MNIST, reason="set MLPCLI_TEST_MNIST_DIR to the folder of the four MNIST files")
+def test_data_fetch_mnist_from_a_local_mirror_then_verify(serve, monkeypatch, isolated_env) -> None:
+    server = serve(Path(FULL_MNIST))
+    monkeypatch.setenv("MLPCLI_MIRROR", server.url("mnist"))
+    result = invoke("data", "fetch", "mnist")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("verified") == 4
+    assert sorted(p.name for p in (isolated_env / "mnist").iterdir()) == sorted(
+        [
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ]
+    )
+    doc = json.loads(invoke("data", "verify", "mnist", "--json").stdout)
+    assert [r["state"] for r in doc] == ["verified"] * 4
+    data = load_dataset("mnist", offline=True)
+    assert data.train_x.shape == (60000, 784) and data.test_x.shape == (10000, 784)
+    assert np.bincount(data.train_y).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(data.test_y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_from_debians_package(monkeypatch) -> None:
+    monkeypatch.setenv("MLPCLI_OFFLINE", "1")  # found where Debian installs it, never downloaded
+    data = load_dataset("fashion-mnist")
+    assert data.train_x.shape == (60000, 784) and data.test_x.shape == (10000, 784)
+    assert data.classes[0] == "T-shirt/top" and data.classes[9] == "Ankle boot"
+    assert np.bincount(data.test_y).tolist() == [1000] * 10
