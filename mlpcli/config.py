@@ -21,11 +21,13 @@ NUM_CLASSES = 10
 MAX_PARAMETERS = 100_000_000
 
 
-class _Section(BaseModel):
+class StrictModel(BaseModel):
+    """A frozen pydantic model that refuses unknown keys (every config section is one)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DataConfig(_Section):
+class DataConfig(StrictModel):
     """Where the digits come from and how they are prepared."""
 
     dataset: str = Field("mnist", description="mnist | fashion-mnist | mnist-sample | a folder holding the 4 IDX files")
@@ -50,7 +52,7 @@ class DataConfig(_Section):
         return self
 
 
-class ModelConfig(_Section):
+class ModelConfig(StrictModel):
     """The network: hidden layer sizes, activations, initialization, dropout."""
 
     hidden: list[int] = Field([256, 128], description="hidden layer sizes; [] is softmax regression")
@@ -74,7 +76,7 @@ class ModelConfig(_Section):
         return self
 
 
-class OptimizerConfig(_Section):
+class OptimizerConfig(StrictModel):
     """How the weights move: the lecture's W <- W - lr dE/dW, with or without momentum, or Adam."""
 
     name: Literal["sgd", "momentum", "nesterov", "adam"] = "momentum"
@@ -85,7 +87,7 @@ class OptimizerConfig(_Section):
     beta2: float = Field(0.999, ge=0.0, lt=1.0, description="Adam's second-moment decay")
 
 
-class ScheduleConfig(_Section):
+class ScheduleConfig(StrictModel):
     """Learning rate over training, updated every batch."""
 
     name: Literal["constant", "step", "cosine"] = "cosine"
@@ -95,14 +97,14 @@ class ScheduleConfig(_Section):
     min_lr: float = Field(0.0, ge=0.0, description="cosine: the final learning rate")
 
 
-class EarlyStoppingConfig(_Section):
+class EarlyStoppingConfig(StrictModel):
     """Stop when the monitored validation metric has not improved for patience epochs."""
 
     patience: int = Field(5, ge=1)
     metric: Literal["val_loss", "val_accuracy"] = "val_loss"
 
 
-class TrainConfig(_Section):
+class TrainConfig(StrictModel):
     """The loop: epochs, batch size, early stopping, float precision."""
 
     epochs: int = Field(20, ge=1)
@@ -112,7 +114,7 @@ class TrainConfig(_Section):
     diagnostics: bool = Field(False, description="per-layer saturation, dead units and gradient norms each epoch")
 
 
-class ExperimentConfig(_Section):
+class ExperimentConfig(StrictModel):
     """One experiment: data, model, loss, optimizer, schedule and training loop."""
 
     name: str = Field("mnist", min_length=1, description="run name; the run folder defaults to runs/<name>")
@@ -274,64 +276,3 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "http://json-schema.org/draft-07/schema#"
     schema["title"] = "mlpcli experiment config"
     return schema
-
-
-# ---- explicit small networks (the lecture's toy network), kept apart from experiments ----
-
-
-class LayerWeights(_Section):
-    """One layer in the lecture's W x form: W[j][i] is the weight from input i to neuron j."""
-
-    W: list[list[float]]
-    b: list[float]
-
-
-class NetworkSpec(_Section):
-    """A small network with every weight written out, for trace and inspect (not for training)."""
-
-    activation: Literal["sigmoid", "tanh", "relu", "leaky_relu", "linear"] = "sigmoid"
-    output: Literal["softmax", "sigmoid", "linear"] = "sigmoid"
-    loss: Literal["cross_entropy", "mse", "bce"] = "mse"
-    layers: list[LayerWeights] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _shapes(self) -> NetworkSpec:
-        fan_in = None
-        for l, layer in enumerate(self.layers):
-            rows = len(layer.W)
-            if rows == 0 or any(len(r) != len(layer.W[0]) or not r for r in layer.W):
-                raise ValueError(f"layers.{l}.W: must be a non-empty rectangular matrix (one row per neuron)")
-            if len(layer.b) != rows:
-                raise ValueError(f"layers.{l}.b: has {len(layer.b)} entries but W has {rows} rows (neurons)")
-            if fan_in is not None and len(layer.W[0]) != fan_in:
-                raise ValueError(f"layers.{l}.W: takes {len(layer.W[0])} inputs but layer {l - 1} has {fan_in} neurons")
-            fan_in = rows
-        allowed = COMPATIBLE_OUTPUTS[self.loss]
-        if self.output not in allowed:
-            raise ValueError(f"loss: {self.loss} needs output {' or '.join(allowed)} (got {self.output})")
-        return self
-
-    def layer_sizes(self) -> list[int]:
-        """[inputs, neurons of each layer...]."""
-        return [len(self.layers[0].W[0]), *(len(layer.W) for layer in self.layers)]
-
-
-def load_network(path: Path | str) -> NetworkSpec:
-    """Load a file whose top-level key is `network:` (explicit weights); ConfigError on any problem."""
-    path = Path(path)
-    raw = read_yaml(path)
-    if not isinstance(raw, dict) or "network" not in raw:
-        raise ConfigError(f"{path}: not a network file (expected a top-level 'network:' with explicit layers)")
-    extra = set(raw) - {"network"}
-    if extra:
-        raise ConfigError(f"{path}: unknown key {sorted(extra)[0]}; a network file holds only 'network:'")
-    try:
-        return NetworkSpec.model_validate(raw["network"])
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: network.{format_validation_error(exc)}") from None
-
-
-def is_network_file(path: Path | str) -> bool:
-    """True when a YAML file describes an explicit network rather than an experiment."""
-    raw = read_yaml(Path(path))
-    return isinstance(raw, dict) and "network" in raw

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from mlpcli.checkpoint import Checkpoint
-from mlpcli.config import ExperimentConfig, NetworkSpec
+from mlpcli.config import ExperimentConfig
+from mlpcli.network_file import NetworkSpec
 from mlpcli.nn.gradcheck import check_gradients
 from mlpcli.nn.losses import COMPATIBLE_OUTPUTS
 from mlpcli.nn.mlp import MLP, count_parameters

@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from mlpcli.cli import app
-from mlpcli.config import load_config, load_network
+from mlpcli.config import load_config
 from mlpcli.errors import ConfigError
+from mlpcli.network_file import load_network
 
 runner = CliRunner()
 CONFIGS = Path(__file__).parent.parent / "configs"

@@ -42,8 +42,9 @@ def inspect(
 ) -> None:
     """Architecture and parameter counts (as the lecture counts them); checkpoints add metadata and weights."""
     from mlpcli import checkpoint
-    from mlpcli.config import is_network_file, load_config, load_network
+    from mlpcli.config import load_config
     from mlpcli.learn import architecture, weight_stats
+    from mlpcli.network_file import is_network_file, load_network
 
     with user_errors():
         doc: dict[str, Any] = {"path": str(path)}
@@ -157,10 +158,10 @@ def trace(
     json_out: JsonOpt = False,
 ) -> None:
     """A small network's forward pass, deltas, gradients and one SGD step, in numbers (the lecture's formulas)."""
-    from mlpcli.config import load_network
     from mlpcli.errors import ConfigError
     from mlpcli.learn import trace as trace_network
     from mlpcli.learn import trace_graph
+    from mlpcli.network_file import load_network
 
     if graph:
         xyz = _numbers(values, "--values")

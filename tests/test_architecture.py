@@ -1,0 +1,54 @@
+"""The import rules of STYLE.md, held by parsing every module's imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "mlpcli"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(PACKAGE.parent))
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if "nn" in p.relative_to(PACKAGE).parts], ids=_relative)
+def test_nn_imports_only_numpy_and_the_standard_library(path: Path) -> None:
+    allowed = {"numpy", "__future__", "typing", "dataclasses", "collections", "math"}
+    for name in _imports(path):
+        assert name.split(".")[0] in allowed or name.startswith("mlpcli.nn"), f"{_relative(path)} imports {name}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_relative)
+def test_layers_import_one_way(path: Path) -> None:
+    in_cli = "cli" in path.relative_to(PACKAGE).parts or path.name == "__main__.py"  # the entry point runs the CLI
+    for name in _imports(path):
+        top = name.split(".")[0]
+        if not in_cli:
+            assert not name.startswith("mlpcli.cli"), f"{_relative(path)} imports the CLI"
+            assert top not in ("typer", "rich"), f"{_relative(path)} renders ({name}): only mlpcli/cli may"
+        if top == "yaml":
+            assert path.name == "config.py", f"{_relative(path)} imports yaml: only config.py may"
+        assert top != "pickle", f"{_relative(path)} imports pickle"
+
+
+def test_no_print_in_library_code() -> None:
+    for path in MODULES:
+        if "cli" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id != "print", f"print() in {_relative(path)}"
