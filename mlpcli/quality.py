@@ -19,7 +19,7 @@ from mlpcli.checkpoint import Checkpoint
 from mlpcli.predict import predict_images, prepare_image
 
 CASES = ("a", "b", "c")
-STYLES = ("thin", "thick", "light_on_dark", "transparent")
+STYLES = ("thin", "thick", "light_on_dark", "transparent", "photo")
 
 
 def case_picture(digit: np.ndarray, case: str, rng: np.random.Generator) -> Image.Image:
@@ -37,18 +37,27 @@ def case_picture(digit: np.ndarray, case: str, rng: np.random.Generator) -> Imag
 def drawn_picture(digit: np.ndarray, style: str, rng: np.random.Generator) -> Image.Image:
     """A digit as a person might draw it: a pen stroke of some width, anywhere on a large page.
 
-    Styles: thin, thick (pen width), light_on_dark, transparent (RGBA ink on a clear background).
+    Styles: thin, thick (pen width), light_on_dark, transparent (RGBA ink on a clear background),
+    photo (gray paper under uneven light, with sensor noise, in color).
     """
-    shape = Image.fromarray(digit, mode="L").resize((280, 280), Image.Resampling.BILINEAR)
+    shape = Image.fromarray(digit, mode="L").resize((140, 140), Image.Resampling.BILINEAR)
     shape = shape.point(lambda v: 255 if v > 128 else 0)
-    if style == "thin":
-        shape = shape.filter(ImageFilter.MinFilter(9))
-    elif style == "thick":
-        shape = shape.filter(ImageFilter.MaxFilter(15))
+    if style == "thin":  # a pen about a third of MNIST's stroke width
+        shape = shape.filter(ImageFilter.MinFilter(5))
+    elif style == "thick":  # a marker about twice as wide
+        shape = shape.filter(ImageFilter.MaxFilter(7))
     size = int(rng.integers(140, 280))
     shape = shape.resize((size, size), Image.Resampling.BILINEAR)
     width, height = 600, 500
     x0, y0 = int(rng.integers(0, width - size)), int(rng.integers(0, height - size))
+    if style == "photo":
+        yy, xx = np.mgrid[0:height, 0:width]
+        paper = 0.6 + 0.3 * (0.7 * xx / width + 0.3 * yy / height)  # light falling off across the page
+        alpha = np.zeros((height, width), np.float32)
+        alpha[y0 : y0 + size, x0 : x0 + size] = np.asarray(shape, np.float32) / 255.0
+        gray = paper * (1 - alpha) + 0.25 * alpha + rng.normal(0, 0.03, paper.shape)
+        rgb = np.stack([gray, gray * 0.97, gray * 0.9], axis=-1)
+        return Image.fromarray(np.clip(rgb * 255, 0, 255).astype(np.uint8), mode="RGB")
     if style == "transparent":
         page = Image.new("RGBA", (width, height), (0, 0, 0, 0))
         page.paste(Image.new("RGBA", (size, size), (30, 30, 160, 255)), (x0, y0), shape)

@@ -131,7 +131,8 @@ def test_one_bad_file_does_not_stop_the_others(tmp_path, sample_model, sample_di
 @pytest.mark.parametrize("kind", CASES + STYLES)
 def test_preprocessing_reads_pictures_as_well_as_the_raw_digits(sample_model, sample_digits, kind: str) -> None:
     """On the sample model: pictures of each kind are read within 3 points of feeding the digits directly."""
-    digits, labels = sample_digits[0][:300], sample_digits[1][:300]
+    n = 250 if kind in CASES else 150  # drawn pages are large: fewer of them
+    digits, labels = sample_digits[0][:n], sample_digits[1][:n]
     ckpt = checkpoint.load(sample_model)
     direct = float(np.mean(predict_images(ckpt, digits / 255.0).argmax(axis=1) == labels))
     assert accuracy(ckpt, digits, labels, kind) >= direct - 0.03
