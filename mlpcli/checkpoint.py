@@ -129,7 +129,7 @@ def load(path: Path | str) -> Checkpoint:
         if name not in arrays:
             raise _fail(path, f"missing array {name}")
         arr = arrays[name]
-        if arr.dtype.kind != "f" or arr.shape not in ((), (1,), (sizes[0],)):
+        if arr.dtype.kind != "f" or arr.size not in (1, sizes[0]):
             raise _fail(path, f"{name} must be a float scalar or a {sizes[0]}-vector, found {arr.dtype} {arr.shape}")
         norm[name] = arr.astype(np.float32).reshape(() if arr.size == 1 else (sizes[0],))
     if np.any(norm["norm_std"] <= 0) or not np.all(np.isfinite(norm["norm_std"])):

@@ -58,7 +58,7 @@ class Prediction:
 
 def load_gray(path: Path) -> np.ndarray:
     """A picture as float32 gray (h, w) in [0, 1] (0 black, 1 white); transparency composited onto white."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
@@ -69,7 +69,7 @@ def load_gray(path: Path) -> np.ndarray:
                 if img.mode in ("RGB", "L") and img.format == "JPEG":
                     img.draft(img.mode, (WORKING_SIZE, WORKING_SIZE))  # JPEG decodes at reduced size
                 img.load()
-                return _to_gray(img)
+                return _to_gray(ImageOps.exif_transpose(img))  # phones store photos sideways plus a rotation tag
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except IsADirectoryError:

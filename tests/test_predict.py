@@ -154,3 +154,13 @@ def test_a_full_mnist_model_reads_each_kind_of_picture_at_97_percent(serve, monk
     direct = float(np.mean(predict_images(ckpt, digits[:300] / 255.0).argmax(axis=1) == labels[:300]))
     for kind in STYLES:
         assert accuracy(ckpt, digits[:300], labels[:300], kind) >= direct - 0.03, kind
+
+
+def test_exif_rotation_is_applied(tmp_path, sample_digits) -> None:
+    upright = _digit_picture(sample_digits[0][0]).convert("RGB")
+    sideways = upright.rotate(90, expand=True)  # stored turned left, with a tag saying how to turn it back
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation 6: turn 90 degrees clockwise to display
+    sideways.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    upright.save(tmp_path / "upright.jpg", quality=95)
+    assert np.abs(prepare_image(tmp_path / "phone.jpg") - prepare_image(tmp_path / "upright.jpg")).mean() < 0.03
