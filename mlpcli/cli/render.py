@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -43,9 +42,7 @@ def print_json(document: Any) -> None:
 
 
 def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays (numpy is not imported here: --help stays fast)
         return obj.tolist()
     return str(obj)
 
@@ -60,8 +57,10 @@ def warn(text: str) -> None:
     err_console.print(Text("warning: ", style="bold yellow") + Text(text), soft_wrap=True)
 
 
-def digit_text(image: np.ndarray, color: bool = True) -> Text:
-    """A 28x28 image in [0, 1] drawn with half-block characters: two pixel rows per text line."""
+def digit_text(image: Any, color: bool = True) -> Text:
+    """A 28x28 image (array) in [0, 1] drawn with half-block characters: two pixel rows per text line."""
+    import numpy as np
+
     h = image.shape[0] + image.shape[0] % 2
     img = np.zeros((h, image.shape[1]), np.float32)
     img[: image.shape[0]] = np.clip(image, 0, 1)
@@ -77,7 +76,7 @@ def digit_text(image: np.ndarray, color: bool = True) -> Text:
     return text
 
 
-def digit_block(image: np.ndarray) -> Text:
+def digit_block(image: Any) -> Text:
     """digit_text in color on a color terminal, plain blocks otherwise."""
     return digit_text(image, color=console.color_system is not None)
 
