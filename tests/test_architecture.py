@@ -52,3 +52,20 @@ def test_no_print_in_library_code() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 assert node.func.id != "print", f"print() in {_relative(path)}"
+
+
+def test_help_imports_no_heavy_library() -> None:
+    """`mlpcli --help` must start fast: numpy, Pillow, requests, pydantic and yaml load only when a command needs them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.argv = ['mlpcli', '--help']\n"
+        "from mlpcli.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('numpy', 'PIL', 'requests', 'pydantic', 'yaml') if m in sys.modules]\n"
+        "sys.stderr.write(repr(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stderr.strip() == "[]"
