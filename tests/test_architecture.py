@@ -55,7 +55,7 @@ def test_no_print_in_library_code() -> None:
 
 
 def test_help_imports_no_heavy_library() -> None:
-    """`mlpcli --help` must start fast: numpy, Pillow, requests, pydantic and yaml load only when a command needs them."""
+    """`mlpcli --help` starts fast: numpy, Pillow, requests, pydantic and yaml load only when needed."""
     import subprocess
     import sys
 
