@@ -66,7 +66,7 @@ class FileState:
     size: int = 0
 
 
-def locate(spec: DatasetSpec, dfile: DataFile, root: Path | None = None, verify: bool = True) -> FileState:
+def locate(spec: DatasetSpec, dfile: DataFile, root: Path | None = None) -> FileState:
     """Find dfile in the cache or a system folder (Debian's packages), verifying what is found."""
     folders = [dataset_dir(spec, root), *spec.system_dirs]
     corrupt: FileState | None = None
@@ -76,7 +76,7 @@ def locate(spec: DatasetSpec, dfile: DataFile, root: Path | None = None, verify:
             if not path.is_file():
                 continue
             size = path.stat().st_size
-            if not verify or matches(path, dfile):
+            if matches(path, dfile):
                 return FileState(dfile, path, "verified", size)
             if corrupt is None and folder == folders[0]:
                 corrupt = FileState(dfile, path, "corrupt", size)

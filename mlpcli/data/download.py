@@ -148,6 +148,6 @@ def fetch(
     return {f.role: fetch_file(spec, f, root=root, offline=offline, callbacks=callbacks) for f in spec.files}
 
 
-def status(spec: DatasetSpec, root: Path | None = None, verify: bool = True) -> list[FileState]:
-    """What the cache holds for each file of spec."""
-    return [locate(spec, f, root, verify=verify) for f in spec.files]
+def status(spec: DatasetSpec, root: Path | None = None) -> list[FileState]:
+    """What the cache holds for each file of spec (every file found is re-hashed)."""
+    return [locate(spec, f, root) for f in spec.files]

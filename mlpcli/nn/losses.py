@@ -9,11 +9,8 @@ and numerically safer than going through the probabilities.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
-
-from mlpcli.nn.activations import log_softmax
 
 Array = np.ndarray
 
@@ -46,12 +43,6 @@ def softmax_cross_entropy(logits: Array, labels: Array, out: Array | None = None
     return loss, probs
 
 
-def cross_entropy_value(logits: Array, labels: Array) -> float:
-    """Mean softmax cross-entropy without the gradient (evaluation)."""
-    logp = log_softmax(logits.astype(np.float64, copy=False))
-    return float(-np.mean(logp[np.arange(logits.shape[0]), labels]))
-
-
 def mse(outputs: Array, targets: Array) -> tuple[float, Array]:
     """Mean over the batch of 1/2 sum_j (o_j - t_j)^2, and d loss / d outputs = (o - t) / n."""
     diff = outputs - targets
@@ -75,17 +66,11 @@ def bce_with_logits(logits: Array, targets: Array) -> tuple[float, Array]:
     return loss, grad
 
 
-class Loss(NamedTuple):
-    """A loss and the output activation it is fused with (None: not fused)."""
-
-    fn: Callable[..., tuple[float, Array]]
-    fused_output: str | None
-
-
-LOSSES: dict[str, Loss] = {
-    "cross_entropy": Loss(softmax_cross_entropy, "softmax"),
-    "bce": Loss(bce_with_logits, "sigmoid"),
-    "mse": Loss(mse, None),
+# cross_entropy and bce take logits (fused with softmax / sigmoid); mse takes the outputs.
+LOSSES: dict[str, Callable[..., tuple[float, Array]]] = {
+    "cross_entropy": softmax_cross_entropy,
+    "bce": bce_with_logits,
+    "mse": mse,
 }
 
 # Which output activations each loss may be paired with.

@@ -238,13 +238,13 @@ class MLP:
         k = z_out.shape[1]
         if loss == "cross_entropy":
             labels = targets if targets.ndim == 1 else targets.argmax(axis=1)
-            return LOSSES[loss].fn(z_out, labels, out=z_out)
+            return LOSSES[loss](z_out, labels, out=z_out)
         if targets.ndim == 1:
             targets = one_hot(targets, k, self.dtype)
         if loss == "bce":
-            return LOSSES[loss].fn(z_out, targets)
+            return LOSSES[loss](z_out, targets)
         o = self._out(z_out, out=z_out)
-        value, g = LOSSES[loss].fn(o, targets)  # g = dE/do
+        value, g = LOSSES[loss](o, targets)  # g = dE/do
         if self.output == "sigmoid":
             g *= sigmoid_grad(o)  # the lecture's output delta o (1 - o)(o - t)
         elif self.output == "softmax":
