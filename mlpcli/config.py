@@ -11,14 +11,26 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlpcli.errors import ConfigError
-from mlpcli.nn.losses import COMPATIBLE_OUTPUTS
-from mlpcli.nn.mlp import count_parameters
+from mlpcli.nn.activations import ACTIVATIONS, OUTPUTS
+from mlpcli.nn.losses import COMPATIBLE_OUTPUTS, LOSSES
+from mlpcli.nn.mlp import INITS, count_parameters
+from mlpcli.nn.optimizers import OPTIMIZERS
+from mlpcli.schedule import SCHEDULES
 
 INPUT_SIZE = 784
 NUM_CLASSES = 10
 # A guard against configs that would allocate absurd amounts before anything runs
 # (hidden: [1000000000]): about 400 MB of float32 weights, far beyond any MNIST model.
 MAX_PARAMETERS = 100_000_000
+
+
+# Config choices come from the registries (a Literal of a tuple is a Literal of its members).
+ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+OutputName = Literal[tuple(OUTPUTS)]  # type: ignore[valid-type]
+LossName = Literal[tuple(LOSSES)]  # type: ignore[valid-type]
+InitName = Literal[tuple(INITS)]  # type: ignore[valid-type]
+OptimizerName = Literal[tuple(OPTIMIZERS)]  # type: ignore[valid-type]
+ScheduleName = Literal[tuple(SCHEDULES)]  # type: ignore[valid-type]
 
 
 class StrictModel(BaseModel):
@@ -56,10 +68,14 @@ class ModelConfig(StrictModel):
     """The network: hidden layer sizes, activations, initialization, dropout."""
 
     hidden: list[int] = Field([256, 128], description="hidden layer sizes; [] is softmax regression")
-    activation: Literal["sigmoid", "tanh", "relu", "leaky_relu", "linear"] = "relu"
-    output: Literal["softmax", "sigmoid", "linear"] = "softmax"
-    init: Literal["he", "xavier", "normal"] = "he"
+    activation: ActivationName = "relu"
+    output: OutputName = "softmax"
+    init: InitName = "he"
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="inverted dropout on hidden layers, in [0, 1)")
+    input_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="inverted dropout on the input pixels, in [0, 1)")
+    max_norm: float = Field(
+        0.0, ge=0.0, description="after every step, cap each hidden unit's incoming weight norm at this (0 = off)"
+    )
     leaky_slope: float = Field(0.01, ge=0.0, lt=1.0, description="negative slope of leaky_relu")
 
     @model_validator(mode="after")
@@ -79,7 +95,7 @@ class ModelConfig(StrictModel):
 class OptimizerConfig(StrictModel):
     """How the weights move: the lecture's W <- W - lr dE/dW, with or without momentum, or Adam."""
 
-    name: Literal["sgd", "momentum", "nesterov", "adam"] = "momentum"
+    name: OptimizerName = "momentum"
     lr: float = Field(0.05, gt=0.0, description="learning rate (eta)")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="for momentum and nesterov")
     weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty (wd/2) sum W^2 added to the loss (not biases)")
@@ -90,11 +106,30 @@ class OptimizerConfig(StrictModel):
 class ScheduleConfig(StrictModel):
     """Learning rate over training, updated every batch."""
 
-    name: Literal["constant", "step", "cosine"] = "cosine"
+    name: ScheduleName = "cosine"
     warmup_epochs: float = Field(0, ge=0, description="linear warm-up from 0 over this many epochs")
     step_size: int = Field(10, ge=1, description="step: multiply lr by gamma every step_size epochs")
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="step: the factor")
     min_lr: float = Field(0.0, ge=0.0, description="cosine: the final learning rate")
+
+
+class AugmentConfig(StrictModel):
+    """Random label-preserving distortions of each training batch (0 turns each off)."""
+
+    rotate: float = Field(0.0, ge=0.0, le=180.0, description="max rotation in degrees (uniform in +-)")
+    scale: float = Field(0.0, ge=0.0, lt=1.0, description="max relative size change (+-)")
+    shear: float = Field(0.0, ge=0.0, le=1.0, description="max horizontal shear factor (+-)")
+    shift: float = Field(0.0, ge=0.0, le=14.0, description="max shift in pixels, x and y (+-)")
+    elastic_alpha: float = Field(0.0, ge=0.0, le=1000.0, description="elastic field strength (Simard et al. 2003)")
+    elastic_sigma: float = Field(0.0, ge=0.0, le=50.0, description="elastic field smoothing width in pixels")
+
+    @model_validator(mode="after")
+    def _elastic_pair(self) -> AugmentConfig:
+        if bool(self.elastic_alpha) != bool(self.elastic_sigma):
+            raise ValueError("elastic_alpha: elastic_alpha and elastic_sigma are set together (both > 0, or both 0)")
+        if self.elastic_sigma and self.elastic_sigma < 0.5:
+            raise ValueError(f"elastic_sigma: must be >= 0.5 pixels (got {self.elastic_sigma})")
+        return self
 
 
 class EarlyStoppingConfig(StrictModel):
@@ -112,6 +147,15 @@ class TrainConfig(StrictModel):
     early_stopping: EarlyStoppingConfig | None = None
     dtype: Literal["float32", "float64"] = "float32"
     diagnostics: bool = Field(False, description="per-layer saturation, dead units and gradient norms each epoch")
+    threads: Union[Literal["auto"], int] = Field(
+        "auto", description="BLAS threads: auto (from the free cores, re-decided while training) or a count >= 1"
+    )
+
+    @model_validator(mode="after")
+    def _threads(self) -> TrainConfig:
+        if isinstance(self.threads, bool) or (isinstance(self.threads, int) and not 1 <= self.threads <= 256):
+            raise ValueError(f"threads: must be auto or a count from 1 to 256 (got {self.threads})")
+        return self
 
 
 class ExperimentConfig(StrictModel):
@@ -120,8 +164,9 @@ class ExperimentConfig(StrictModel):
     name: str = Field("mnist", min_length=1, description="run name; the run folder defaults to runs/<name>")
     seed: int = Field(0, ge=0, description="one seed for the split, the initialization, shuffling and dropout")
     data: DataConfig = DataConfig()
+    augment: AugmentConfig = AugmentConfig()
     model: ModelConfig = ModelConfig()
-    loss: Literal["cross_entropy", "mse", "bce"] = "cross_entropy"
+    loss: LossName = "cross_entropy"
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     train: TrainConfig = TrainConfig()
@@ -193,11 +238,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     """'optimizer.lr=0.1' -> (['optimizer', 'lr'], 0.1); the value is parsed as YAML."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set {text!r}: expected key.path=value, e.g. --set optimizer.lr=0.1")
+        raise ConfigError(f"override {text!r}: expected key.path=value, e.g. optimizer.lr=0.1")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc})") from None
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})") from None
     return [p for p in key.strip().split(".")], value
 
 
@@ -214,7 +259,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if child is None:
                 child = node[part] = {}
             elif not isinstance(child, dict):
-                raise ConfigError(f"--set {text!r}: {part} is not a section")
+                raise ConfigError(f"override {text!r}: {part} is not a section")
             node = child
         node[path[-1]] = value
     return out

@@ -13,8 +13,8 @@ from mlpcli.data.load import load_dataset
 from mlpcli.data.prepare import Normalizer
 from mlpcli.errors import DataError
 from mlpcli.events import Callback
-from mlpcli.nn.activations import OUTPUTS, log_softmax
-from mlpcli.nn.losses import bce_with_logits, one_hot
+from mlpcli.nn.activations import get_output
+from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP
 
 CHUNK = 5000
@@ -59,13 +59,8 @@ class Report:
 
 def _loss_sum(logits: np.ndarray, labels: np.ndarray, loss: str, output: str) -> float:
     """Summed (not averaged) loss of a chunk, computed in float64 from the logits."""
-    z = logits.astype(np.float64)
-    if loss == "cross_entropy":
-        return float(-log_softmax(z)[np.arange(z.shape[0]), labels].sum())
-    targets = one_hot(labels, z.shape[1], np.float64)
-    if loss == "bce":
-        return bce_with_logits(z, targets)[0] * z.shape[0]
-    return 0.5 * float(np.sum((OUTPUTS[output](z) - targets) ** 2))
+    value, _ = get_loss(loss)(logits.astype(np.float64), labels, get_output(output))
+    return value * logits.shape[0]
 
 
 def evaluate_arrays(
@@ -87,7 +82,7 @@ def evaluate_arrays(
         preds[lo:hi] = pred
         correct += int(np.count_nonzero(pred == labels))
         if full:
-            conf[lo:hi] = OUTPUTS[model.output](logits).max(axis=1)
+            conf[lo:hi] = model.output_activation.fn(logits).max(axis=1)
             if k >= 3:
                 top = np.argpartition(-logits, 2, axis=1)[:, :3]
                 top3 += int(np.count_nonzero((top == labels[:, None]).any(axis=1)))
@@ -112,6 +107,17 @@ class Evaluation:
     report: Report
     images: np.ndarray  # uint8 (n, d) of the split, for drawing errors
     labels: np.ndarray
+
+    def mistakes(self, limit: int | None = None) -> list[dict[str, int | float]]:
+        """Misclassified images, most confident first: index in the split, true and predicted class, confidence."""
+        r = self.report
+        wrong = np.flatnonzero(r.predictions != self.labels)
+        wrong = wrong[np.argsort(-r.confidences[wrong], kind="stable")][:limit]
+        return [
+            {"index": int(i), "true": int(self.labels[i]), "predicted": int(r.predictions[i]),
+             "confidence": float(r.confidences[i])}
+            for i in wrong
+        ]  # fmt: skip
 
 
 def evaluate_checkpoint(

@@ -4,7 +4,7 @@
 
 (a) the 28x28 digit as it is; (b) inverted to black ink on white and upscaled 4x;
 (c) the same placed off-center on a larger white canvas; then drawn styles (thin and
-thick pens, light on dark, transparent background). See mlpcli/quality.py.
+thick pens, light on dark, transparent background). See tests/picture_cases.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import numpy as np
 from mlpcli import checkpoint
 from mlpcli.data.load import load_dataset
 from mlpcli.predict import predict_images
-from mlpcli.quality import CASES, STYLES, accuracy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the picture makers live with the tests
+from picture_cases import CASES, STYLES, accuracy  # noqa: E402
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ def test_train_shows_header_epochs_and_summary(trained) -> None:
     out = result.stdout
     assert result.exit_code == 0
     assert "4,500 train, 500 validation, 1,000 test" in out
-    assert "784 x 32" in out and "25,450" in out  # 784*32 + 32 + 32*10 + 10
+    assert "32 x 784" in out and "25,450" in out  # 784*32 + 32 + 32*10 + 10
     assert "1/2" in out and "2/2" in out and "* best" in out
     assert "test accuracy" in out and "learning curves" in out
     assert "runs/again/checkpoint.npz" in out
@@ -196,7 +196,7 @@ def test_predict_human_output(trained, tmp_path) -> None:
     assert any("█" in line or "▀" in line for line in lines)  # the 28x28 drawn
     assert sum("%" in line for line in lines[1:]) == 2  # top-2 bars
     result = invoke("predict", str(tmp_path / "pics" / "d0.png"), "--raw")
-    assert result.exit_code == 1 and "--raw needs a 28x28 image" in result.stderr
+    assert result.exit_code == 1 and "a raw picture must be 28x28" in result.stderr
 
 
 def test_data_where_verify_and_import(tmp_path, monkeypatch) -> None:

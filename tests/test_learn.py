@@ -64,7 +64,7 @@ def test_trace_graph() -> None:
 
 def test_trace_errors() -> None:
     result = invoke("trace", "--config", TOY, "--input", "1,2,3")
-    assert result.exit_code == 1 and "--input has 3 values but the network takes 2" in result.stderr
+    assert result.exit_code == 1 and "the input has 3 values but the network takes 2" in result.stderr
     assert invoke("trace", "--config", TOY, "--input", "a,b").exit_code == 2
     assert invoke("trace", "--config", TOY).exit_code == 2
     result = invoke("trace", "--config", str(CONFIGS / "mnist.yaml"), "--input", "1,2")
@@ -119,7 +119,15 @@ def test_gradcheck_every_pairing_passes() -> None:
     result = invoke("gradcheck", "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["passed"] and doc["max_error"] < 1e-5 and len(doc["checks"]) == 20
+    # every hidden activation x every valid (output, loss) pairing, softmax + mse included: 5 x 5
+    assert doc["passed"] and doc["max_error"] < 1e-5 and len(doc["checks"]) == 25
+    assert {(c["output"], c["loss"]) for c in doc["checks"]} == {
+        ("softmax", "cross_entropy"),
+        ("softmax", "mse"),
+        ("sigmoid", "mse"),
+        ("linear", "mse"),
+        ("sigmoid", "bce"),
+    }
     assert "passed" in invoke("gradcheck").stdout
 
 
@@ -135,8 +143,8 @@ def test_gradcheck_fails_loudly_on_a_broken_backprop(monkeypatch) -> None:
 
     original = mlp.MLP.backward
 
-    def broken(self, acts, delta):  # type: ignore[no-untyped-def]
-        grads = original(self, acts, delta)
+    def broken(self, delta):  # type: ignore[no-untyped-def]
+        grads = original(self, delta)
         grads["b1"] *= 2
         return grads
 

@@ -1,4 +1,7 @@
-"""Optimizers: hand-computed steps, state round trips, and a small set fitted to 100 %."""
+"""Optimizers: hand-computed steps, state round trips, and a small set fitted to 100 %.
+
+Optimizers step one flat buffer (MLP.flat with MLP.grad_flat), in these tests as in training.
+"""
 
 import numpy as np
 import pytest
@@ -15,8 +18,8 @@ def test_one_hand_computed_sgd_step() -> None:
     model = MLP(
         [2, 1], "relu", "sigmoid", params={"W1": np.array([[0.5], [-0.5]]), "b1": np.zeros(1)}, dtype=np.float64
     )
-    _, grads = model.loss_and_grads(np.array([[1.0, 2.0]]), np.array([[1.0]]), "mse")
-    make_optimizer("sgd", lr=1.0).step(model.params, grads)
+    model.loss_and_grads(np.array([[1.0, 2.0]]), np.array([[1.0]]), "mse")
+    make_optimizer("sgd", lr=1.0).step(model.flat, model.grad_flat)  # the path training takes
     np.testing.assert_allclose(model.params["W1"][:, 0], [0.6462802535, -0.2074394930], atol=1e-9)
     np.testing.assert_allclose(model.params["b1"], [0.1462802535], atol=1e-9)
 
@@ -25,33 +28,32 @@ def test_one_hand_computed_adam_step() -> None:
     # First Adam step: m = (1 - b1) g, v = (1 - b2) g^2, m_hat = g, v_hat = g^2,
     # so w <- w - lr g / (|g| + eps): every weight moves by lr against its gradient's sign.
     # w = [1.0, -2.0, 3.0], g = [0.3, -4.0, 1e-3], lr = 0.1 -> [0.9, -1.9, 2.9] (the last up to eps).
-    w = {"w": np.array([1.0, -2.0, 3.0])}
-    g = {"w": np.array([0.3, -4.0, 1e-3])}
+    w, g = np.array([1.0, -2.0, 3.0]), np.array([0.3, -4.0, 1e-3])  # flat buffers, as MLP.flat / grad_flat
     Adam(lr=0.1).step(w, g)
-    np.testing.assert_allclose(w["w"], [0.9, -1.9, 2.9 + 0.1 * 1e-8 / (1e-3 + 1e-8)], atol=1e-12)
+    np.testing.assert_allclose(w, [0.9, -1.9, 2.9 + 0.1 * 1e-8 / (1e-3 + 1e-8)], atol=1e-12)
 
 
 def test_momentum_accumulates_velocity() -> None:
     # v1 = g = 1, w1 = 1 - 0.1; v2 = 0.9 * 1 + 1 = 1.9, w2 = 0.9 - 0.19 = 0.71
-    w, g = {"w": np.array([1.0])}, {"w": np.array([1.0])}
+    w, g = np.array([1.0]), np.array([1.0])
     opt = Momentum(lr=0.1, momentum=0.9)
     opt.step(w, g)
     opt.step(w, g)
-    np.testing.assert_allclose(w["w"], [0.71])
+    np.testing.assert_allclose(w, [0.71])
 
 
 def test_nesterov_looks_ahead() -> None:
     # v1 = 1, w1 = 1 - 0.1 (1 + 0.9 * 1) = 0.81
-    w, g = {"w": np.array([1.0])}, {"w": np.array([1.0])}
+    w, g = np.array([1.0]), np.array([1.0])
     make_optimizer("nesterov", lr=0.1, momentum=0.9).step(w, g)
-    np.testing.assert_allclose(w["w"], [0.81])
+    np.testing.assert_allclose(w, [0.81])
 
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
 def test_state_dict_round_trip_continues_exactly(name: str) -> None:
     rng = np.random.default_rng(0)
-    grads = [{"w": rng.normal(size=3)} for _ in range(6)]
-    a, b = {"w": np.ones(3)}, {"w": np.ones(3)}
+    grads = [rng.normal(size=3) for _ in range(6)]
+    a, b = np.ones(3), np.ones(3)
     opt_a = make_optimizer(name, lr=0.01)
     for g in grads:
         opt_a.step(a, g)
@@ -62,7 +64,21 @@ def test_state_dict_round_trip_continues_exactly(name: str) -> None:
     resumed.load_state_dict(opt_b.state_dict())
     for g in grads[3:]:
         resumed.step(b, g)
-    np.testing.assert_array_equal(a["w"], b["w"])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_state_of_mlpcli_0_1_checkpoints_still_loads() -> None:
+    # 0.1 saved the flat buffer's state as "v.all"; it must resume as "v"
+    opt = make_optimizer("momentum", lr=0.1)
+    opt.load_state_dict({"v.all": np.array([2.0]), "t": np.array(1)})
+    p = np.array([0.0])
+    opt.step(p, np.array([1.0]))  # v = 0.9 * 2 + 1 = 2.8; p = -0.28
+    np.testing.assert_allclose(p, [-0.28])
+
+
+def test_step_refuses_mismatched_shapes() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        make_optimizer("sgd", lr=0.1).step(np.zeros(3), np.zeros(4))
 
 
 @pytest.mark.parametrize(
@@ -90,8 +106,8 @@ def test_a_64_sample_set_is_fitted_perfectly(
     model = MLP([20, 64, 10], activation, output).init(rng, "xavier")
     opt = make_optimizer(optimizer, lr=lr)
     for _ in range(3000):
-        _, grads = model.loss_and_grads(x, y, loss)
-        opt.step(model.params, grads)
+        model.loss_and_grads(x, y, loss)
+        opt.step(model.flat, model.grad_flat)
         if np.mean(model.forward(x).argmax(axis=1) == y) == 1.0:
             break
     assert np.mean(model.forward(x).argmax(axis=1) == y) == 1.0

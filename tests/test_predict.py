@@ -7,14 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FULL_MNIST, needs_full_mnist
+from picture_cases import CASES, STYLES, accuracy
 from PIL import Image
 
-from mlpcli import checkpoint, experiment
+from mlpcli import checkpoint, training
 from mlpcli.config import load_config
 from mlpcli.data.load import load_dataset
 from mlpcli.errors import ImageError
-from mlpcli.predict import load_gray, mnist_preprocess, predict_images, predict_paths, prepare_image
-from mlpcli.quality import CASES, STYLES, accuracy
+from mlpcli.images import load_gray, mnist_preprocess, prepare_image
+from mlpcli.predict import predict_images, predict_paths
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 
@@ -24,7 +25,7 @@ def sample_model(tmp_path_factory) -> Path:
     """A model trained on the shipped sample (a few seconds)."""
     run = tmp_path_factory.mktemp("sample-run")
     cfg = load_config(None, ["name=s", "data.dataset=mnist-sample", "data.validation=0", "train.epochs=10"])
-    return experiment.run(experiment.prepare(cfg), run).checkpoint
+    return training.run(training.prepare(cfg), run).checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +117,7 @@ def test_raw_needs_28x28(tmp_path, sample_digits) -> None:
     Image.fromarray(sample_digits[0][0]).save(tmp_path / "ok.png")
     np.testing.assert_allclose(prepare_image(tmp_path / "ok.png", raw=True), sample_digits[0][0] / 255.0, atol=1e-6)
     _digit_picture(sample_digits[0][0]).save(tmp_path / "big.png")
-    with pytest.raises(ImageError, match="--raw needs a 28x28 image, this one is 112x112"):
+    with pytest.raises(ImageError, match="a raw picture must be 28x28 .MNIST.s form., this one is 112x112"):
         prepare_image(tmp_path / "big.png", raw=True)
 
 
@@ -143,7 +144,7 @@ def test_a_full_mnist_model_reads_each_kind_of_picture_at_97_percent(serve, monk
     server = serve(Path(FULL_MNIST))
     monkeypatch.setenv("MLPCLI_MIRROR", server.url("mnist"))
     cfg = load_config(CONFIGS / "mnist.yaml")
-    result = experiment.run(experiment.prepare(cfg), tmp_path / "mnist")
+    result = training.run(training.prepare(cfg), tmp_path / "mnist")
     assert result.test.accuracy >= 0.98  # the accuracy configs/mnist.yaml promises
     ckpt = checkpoint.load(result.checkpoint)
     data = load_dataset("mnist")

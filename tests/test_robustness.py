@@ -28,14 +28,14 @@ from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
-from mlpcli import checkpoint, experiment
+from mlpcli import checkpoint, training
 from mlpcli.cli import app
 from mlpcli.config import config_from_dict, load_config
 from mlpcli.data import download
 from mlpcli.data.cache import matches
 from mlpcli.data.idx import write_idx
 from mlpcli.errors import CheckpointError, ConfigError, DataError, ImageError, MlpcliError
-from mlpcli.predict import prepare_image
+from mlpcli.images import prepare_image
 
 runner = CliRunner()
 REPO = Path(__file__).parent.parent
@@ -70,7 +70,7 @@ WRITER = textwrap.dedent(
 
 
 def test_sigkill_while_writing_checkpoints_never_leaves_a_broken_one(tmp_path) -> None:
-    run = experiment.run(experiment.prepare(load_config(None, SMALL)), tmp_path / "run")
+    run = training.run(training.prepare(load_config(None, SMALL)), tmp_path / "run")
     path = run.checkpoint
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
@@ -90,7 +90,7 @@ def test_sigkill_while_writing_checkpoints_never_leaves_a_broken_one(tmp_path) -
     assert len(seen_epochs) > 1  # the writer really was killed at different moments
     leftovers = [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")]
     # a SIGKILL can leave a temporary file behind (never under the real name); the next run removes it
-    experiment.run(experiment.prepare(load_config(None, [*SMALL, "train.epochs=1"])), path.parent)
+    training.run(training.prepare(load_config(None, [*SMALL, "train.epochs=1"])), path.parent)
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")], leftovers
 
 
@@ -131,7 +131,7 @@ def test_sigkill_during_a_download_then_fetch_again(serve, monkeypatch, isolated
 
 def test_disk_full_while_saving_a_checkpoint_is_one_clear_error(tmp_path, monkeypatch) -> None:
     run_dir = tmp_path / "run"
-    experiment.run(experiment.prepare(load_config(None, SMALL)), run_dir)
+    training.run(training.prepare(load_config(None, SMALL)), run_dir)
     before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
     real_save = np.savez
 
@@ -142,7 +142,7 @@ def test_disk_full_while_saving_a_checkpoint_is_one_clear_error(tmp_path, monkey
     monkeypatch.setattr(np, "savez", full_disk)
     last = checkpoint.load(run_dir / "last.npz")
     with pytest.raises(MlpcliError, match="No space left on device; earlier checkpoints are intact"):
-        experiment.run(experiment.prepare(load_config(None, [*SMALL, "train.epochs=3"])), run_dir, resume=last)
+        training.run(training.prepare(load_config(None, [*SMALL, "train.epochs=3"])), run_dir, resume=last)
     monkeypatch.undo()
     after = {p.name: p.read_bytes() for p in run_dir.iterdir()}
     assert after["checkpoint.npz"] == before["checkpoint.npz"] and after["last.npz"] == before["last.npz"]
@@ -172,7 +172,7 @@ def test_an_unwritable_output_folder_is_named(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(tempfile, "TemporaryFile", denied)
     with pytest.raises(MlpcliError, match=f"cannot write to the output folder {tmp_path / 'ro'}: Permission denied"):
-        experiment.ensure_writable(tmp_path / "ro")
+        training.ensure_writable(tmp_path / "ro")
 
 
 def test_a_read_only_cache_is_named(serve, monkeypatch, isolated_env) -> None:
@@ -309,7 +309,7 @@ def test_a_folder_passed_as_a_picture(tmp_path) -> None:
 
 def test_eval_on_images_of_another_size_is_refused(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    ckpt = experiment.run(experiment.prepare(load_config(None, SMALL)), tmp_path / "run").checkpoint
+    ckpt = training.run(training.prepare(load_config(None, SMALL)), tmp_path / "run").checkpoint
     folder = tmp_path / "small-images"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -362,10 +362,10 @@ def test_command_line_mistakes(tmp_path, monkeypatch, args, code, message) -> No
 
 
 def test_resume_with_a_checkpoint_of_another_network(tmp_path) -> None:
-    first = experiment.run(experiment.prepare(load_config(None, SMALL)), tmp_path / "a")
+    first = training.run(training.prepare(load_config(None, SMALL)), tmp_path / "a")
     other = load_config(None, [*SMALL, "model.hidden=[8]"])
     with pytest.raises(CheckpointError, match=r"holds a relu network \[784, 16, 10\]"):
-        experiment.run(experiment.prepare(other), tmp_path / "b", resume=checkpoint.load(first.last))
+        training.run(training.prepare(other), tmp_path / "b", resume=checkpoint.load(first.last))
 
 
 def test_yaml_safe_load_refuses_python_objects(tmp_path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpcli import checkpoint, experiment
+from mlpcli import checkpoint, training
 from mlpcli.config import load_config
 from mlpcli.errors import TrainingDiverged
 from mlpcli.events import EpochEnd, EpochStart
@@ -35,7 +35,7 @@ def _cfg(*extra: str):
 
 def _train(run_dir: Path, *extra: str, callbacks=None, resume=None):
     cfg = _cfg(*extra)
-    return experiment.run(experiment.prepare(cfg), run_dir, resume=resume, callbacks=callbacks)
+    return training.run(training.prepare(cfg), run_dir, resume=resume, callbacks=callbacks)
 
 
 def test_run_folder_holds_config_metrics_and_checkpoints(tmp_path) -> None:
@@ -65,7 +65,7 @@ def test_resume_after_an_interruption_is_bit_for_bit(tmp_path) -> None:
         if isinstance(event, EpochStart) and event.epoch == 3:
             raise KeyboardInterrupt
 
-    with pytest.raises(experiment.Interrupted) as info:
+    with pytest.raises(training.Interrupted) as info:
         _train(tmp_path / "part", *extra, callbacks=[stop_at_3])
     assert info.value.epoch == 2 and info.value.last == tmp_path / "part" / "last.npz"
     _train(tmp_path / "part", *extra, resume=checkpoint.load(info.value.last))

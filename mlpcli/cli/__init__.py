@@ -34,7 +34,7 @@ def _root(
 
 
 def _register() -> None:
-    from mlpcli.cli import data_cmd, eval_cmd, learn_cmd, train_cmd
+    from mlpcli.cli import data_cmd, eval_cmd, lecture_cmd, train_cmd
 
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(train_cmd.config_app, name="config")
@@ -42,9 +42,9 @@ def _register() -> None:
     app.command("eval")(eval_cmd.eval_command)
     app.command("predict")(eval_cmd.predict)
     app.command("plot")(train_cmd.plot)
-    app.command("inspect")(learn_cmd.inspect)
-    app.command("gradcheck")(learn_cmd.gradcheck)
-    app.command("trace")(learn_cmd.trace)
+    app.command("inspect")(lecture_cmd.inspect)
+    app.command("gradcheck")(lecture_cmd.gradcheck)
+    app.command("trace")(lecture_cmd.trace)
 
 
 _register()

@@ -1,4 +1,4 @@
-"""`mlpcli data ...`: fetch, verify, where, import."""
+"""`mlpcli data ...`: fetch, verify, where, import, show."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 
 from mlpcli.cli.render import console, err_console, print_json, user_errors
 
-app = typer.Typer(help="Fetch, verify, locate and import datasets.", no_args_is_help=True)
+app = typer.Typer(help="Fetch, verify, locate, import and look at datasets.", no_args_is_help=True)
 
 DatasetArg = Annotated[str, typer.Argument(help="mnist or fashion-mnist.")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never touch the network (also MLPCLI_OFFLINE=1).")]
@@ -33,8 +33,12 @@ def download_progress(enabled: bool = True) -> Iterator[list[Any]]:
 
     from mlpcli.events import DownloadEnd, DownloadProgress, DownloadStart
 
+    def on_failure(event: Any) -> None:
+        if isinstance(event, DownloadEnd) and not event.ok:
+            err_console.print(f"[yellow]{event.url}: {event.reason}; trying the next mirror[/]")
+
     if not enabled:
-        yield []
+        yield [on_failure]  # no bars, but a failed mirror is still reported (once)
         return
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
@@ -51,8 +55,8 @@ def download_progress(enabled: bool = True) -> Iterator[list[Any]]:
             tasks[event.file] = progress.add_task(event.file, total=event.total)
         elif isinstance(event, DownloadProgress) and event.file in tasks:
             progress.update(tasks[event.file], completed=event.received)
-        elif isinstance(event, DownloadEnd) and not event.ok:
-            err_console.print(f"[yellow]{event.url}: {event.reason}; trying the next mirror[/]")
+        else:
+            on_failure(event)
 
     try:
         yield [on_event]
@@ -174,3 +178,34 @@ def import_(
         for dfile in spec.files:
             dest = import_file(found[dfile.role], dfile, dataset_dir(spec))
             console.print(f"[green]imported[/] {found[dfile.role]} -> {dest}")
+
+
+@app.command("show")
+def show(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Experiment YAML file.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key (repeatable).")] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, max=60, help="How many digits.")] = 8,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override seed (another draw).")] = None,
+    offline: OfflineOpt = False,
+) -> None:
+    """Draw training digits as the config's training sees them: each original beside its augmented version."""
+    from mlpcli.cli.render import digit_grid
+    from mlpcli.config import load_config
+    from mlpcli.training import preview
+
+    overrides = list(set_ or []) + ([f"seed={seed}"] if seed is not None else [])
+    with user_errors():
+        cfg = load_config(config, overrides)
+        with download_progress() as callbacks:
+            sample = preview(cfg, count, offline=offline, callbacks=callbacks)
+    a = cfg.augment
+    on = {k: v for k, v in a.model_dump().items() if v}
+    console.print(
+        f"[bold]{cfg.name}[/]: {sample.dataset}, augment "
+        + (", ".join(f"{k} {v:g}" for k, v in on.items()) if on else "off (every augment key is 0)")
+    )
+    items = []
+    for image, augmented, label in zip(sample.originals, sample.augmented, sample.labels):
+        items.append((image / 255.0, f"{sample.classes[label]}"))
+        items.append((augmented / 255.0, f"{sample.classes[label]} augmented"))
+    digit_grid(items, per_row=6)

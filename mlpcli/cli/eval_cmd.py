@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli.cli.render import bar, console, digit_block, err_console, note, print_json, user_errors
+from mlpcli.cli.render import bar, console, digit_block, digit_grid, err_console, note, print_json, user_errors
 
 
 def resolve_checkpoint(given: Path | None) -> Path:
@@ -39,7 +39,9 @@ def eval_command(
         Path | None, typer.Option("--data-dir", help="Read the dataset's IDX files from this folder.")
     ] = None,
     split: Annotated[str, typer.Option("--split", help="test or train.")] = "test",
-    errors: Annotated[int, typer.Option("--errors", min=0, help="How many misclassified digits to draw.")] = 6,
+    errors: Annotated[
+        int, typer.Option("--errors", min=0, help="How many misclassified digits to draw (or list, with --json).")
+    ] = 6,
     offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
@@ -63,6 +65,7 @@ def eval_command(
             "accuracy": r.accuracy, "loss": r.loss, "top3_accuracy": r.top3_accuracy, "per_class": per_class,
             "confusion_matrix": r.confusion.tolist(),
             "most_confused": [{"true": t, "predicted": p, "count": c} for t, p, c in r.most_confused()],
+            "mistakes": ev.mistakes(errors),
             "seconds": r.seconds, "images_per_second": r.n / max(r.seconds, 1e-9),
         })  # fmt: skip
         return
@@ -91,12 +94,11 @@ def _render_eval(ev: Any, per_class: list[dict[str, Any]], n_errors: int) -> Non
     pairs = r.most_confused()
     if pairs:
         console.print("most confused: " + ", ".join(f"{ev.classes[t]} as {ev.classes[p]} ({c})" for t, p, c in pairs))
-    wrong = [i for i in range(r.n) if r.predictions[i] != ev.labels[i]]
-    wrong.sort(key=lambda i: -float(r.confidences[i]))
-    if n_errors and wrong:
-        console.print(f"the {min(n_errors, len(wrong))} most confident mistakes:")
-        _draw_grid([(ev.images[i], f"true {ev.classes[ev.labels[i]]}, said {ev.classes[r.predictions[i]]} "
-                     f"{r.confidences[i]:.0%}") for i in wrong[:n_errors]])  # fmt: skip
+    wrong = ev.mistakes(n_errors)
+    if wrong:
+        console.print(f"the {len(wrong)} most confident mistakes:")
+        digit_grid([(ev.images[m["index"]] / 255.0, f"true {ev.classes[m['true']]}, said {ev.classes[m['predicted']]} "
+                     f"{m['confidence']:.0%}") for m in wrong])  # fmt: skip
     console.print(f"{r.n / max(r.seconds, 1e-9):,.0f} images/s")
 
 
@@ -126,15 +128,6 @@ def _confusion_table(cm: Any) -> Any:
                 cells.append(f"[rgb(255,{255 - heat + 80},{255 - heat + 80})]{v}[/]")
         table.add_row(str(i), *cells)
     return table
-
-
-def _draw_grid(items: list[tuple[Any, str]], per_row: int = 3) -> None:
-    from rich.columns import Columns
-    from rich.panel import Panel
-
-    panels = [Panel(digit_block(img.reshape(28, 28) / (255.0 if img.max() > 1 else 1.0)), title=caption,
-                    expand=False) for img, caption in items]  # fmt: skip
-    console.print(Columns(panels))
 
 
 def predict(

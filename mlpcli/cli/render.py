@@ -81,6 +81,15 @@ def digit_block(image: Any) -> Text:
     return digit_text(image, color=console.color_system is not None)
 
 
+def digit_grid(items: list[tuple[Any, str]], per_row: int = 3) -> None:
+    """Draw (image, caption) pairs as captioned panels, images in [0, 1] (any shape of 784 pixels)."""
+    from rich.columns import Columns
+    from rich.panel import Panel
+
+    panels = [Panel(digit_block(img.reshape(28, 28)), title=caption, expand=False) for img, caption in items]
+    console.print(Columns(panels))
+
+
 def sparkline(values: list[float]) -> str:
     """Values as a row of block characters, lowest to highest."""
     finite = [v for v in values if v is not None and math.isfinite(v)]
@@ -104,6 +113,21 @@ def curves_table(rows: list[dict[str, Any]]) -> Table:
         best = max(finite) if key.endswith("accuracy") else min(finite)
         fmt = "{:.2%}" if key.endswith("accuracy") else "{:.4f}"
         table.add_row(key, sparkline(values), fmt.format(finite[0]), fmt.format(best), fmt.format(finite[-1]))
+    return table
+
+
+def architecture_table(arch: dict[str, Any]) -> Table:
+    """The layers of an architecture (mlpcli.lecture.architecture) as a table, W in the lecture's form."""
+    table = Table(
+        title=f"architecture {'-'.join(map(str, arch['layer_sizes']))}", title_justify="left", show_edge=False
+    )
+    for col in ("layer", "W (neurons x inputs)", "weights", "biases", "parameters", "activation"):
+        table.add_column(col, justify="right" if col in ("weights", "biases", "parameters") else "left")
+    for row in arch["layers"]:
+        table.add_row(str(row["layer"]), "{} x {}".format(*row["W_shape"]), f"{row['weights']:,}", f"{row['biases']:,}",
+                      f"{row['parameters']:,}", row["activation"])  # fmt: skip
+    table.add_row("total", f"{arch['neurons']:,} neurons", f"{arch['weights']:,}", f"{arch['biases']:,}",
+                  f"{arch['parameters']:,}", "", style="bold")  # fmt: skip
     return table
 
 

@@ -8,7 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli.cli.render import console, curves_table, err_console, note, print_json, user_errors, warn
+from mlpcli.cli.render import (
+    architecture_table,
+    console,
+    curves_table,
+    err_console,
+    note,
+    print_json,
+    user_errors,
+    warn,
+)
 
 config_app = typer.Typer(help="Show a resolved config, or the config's JSON Schema.", no_args_is_help=True)
 
@@ -29,12 +38,10 @@ class TrainRenderer:
         self.table_header_done = False
 
     def __call__(self, event: Any) -> None:
-        from mlpcli.events import BatchEnd, DownloadEnd, EpochEnd, EpochStart, Message, TrainStart
+        from mlpcli.events import BatchEnd, EpochEnd, EpochStart, Message, TrainStart
 
-        if isinstance(event, Message):
+        if isinstance(event, Message):  # failed mirrors are reported by download_progress, once
             warn(event.text) if event.level == "warning" else note(event.text)
-        elif isinstance(event, DownloadEnd) and not event.ok:
-            warn(f"{event.url}: {event.reason}; trying the next mirror")
         if self.quiet:
             return
         if isinstance(event, TrainStart):
@@ -94,9 +101,7 @@ class TrainRenderer:
 
 
 def _header(p: Any) -> None:
-    from rich.table import Table
-
-    from mlpcli.nn.mlp import count_parameters
+    from mlpcli.lecture import architecture
 
     cfg = p.cfg
     val = len(p.val) if p.val is not None else 0
@@ -105,17 +110,7 @@ def _header(p: Any) -> None:
         f"{len(p.dataset.test_y):,} test images; normalize {cfg.data.normalize}"
         + (" (per pixel)" if cfg.data.per_pixel and cfg.data.normalize == "standardize" else "")
     )
-    table = Table(title="architecture", title_justify="left", show_edge=False)
-    for col in ("layer", "W shape", "weights", "biases", "parameters", "activation"):
-        table.add_column(col, justify="right" if col in ("weights", "biases", "parameters") else "left")
-    sizes = p.model.layer_sizes
-    for l in range(1, len(sizes)):
-        w, b, t = count_parameters(sizes[l - 1 : l + 1])
-        act = cfg.model.output if l == len(sizes) - 1 else cfg.model.activation
-        table.add_row(f"{l}", f"{sizes[l - 1]} x {sizes[l]}", f"{w:,}", f"{b:,}", f"{t:,}", act)
-    w, b, t = count_parameters(sizes)
-    table.add_row("total", "", f"{w:,}", f"{b:,}", f"{t:,}", f"{sum(sizes[1:]):,} neurons", style="bold")
-    console.print(table)
+    console.print(architecture_table(architecture(p.model.layer_sizes, cfg.model.activation, cfg.model.output)))
     o, s = cfg.optimizer, cfg.schedule
     extra = f", momentum {o.momentum}" if o.name in ("momentum", "nesterov") else ""
     console.print(
@@ -147,6 +142,9 @@ def train(
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<name>).")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue exactly from a last.npz.")] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
+    threads: Annotated[
+        str | None, typer.Option("--threads", help="BLAS threads: auto or a count (overrides train.threads).")
+    ] = None,
     diagnostics: Annotated[
         bool, typer.Option("--diagnostics", help="Dead/saturated units and gradient norms.")
     ] = False,
@@ -154,7 +152,7 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the final summary.")] = False,
 ) -> None:
     """Train a network from an experiment config and save its checkpoints."""
-    from mlpcli import experiment
+    from mlpcli import training
     from mlpcli.cli.data_cmd import download_progress
 
     overrides = list(set_ or [])
@@ -164,19 +162,21 @@ def train(
         overrides.append(f"seed={seed}")
     if diagnostics:
         overrides.append("train.diagnostics=true")
+    if threads is not None:
+        overrides.append(f"train.threads={threads}")
     quiet = quiet or json_out
     renderer = TrainRenderer(live=console.is_terminal and not quiet, quiet=quiet)
     with user_errors():
         cfg, resume_ckpt = _load_train_config(config, resume, overrides)
-        run_dir = out or (resume.parent if resume else experiment.default_run_dir(cfg))
-        experiment.ensure_writable(run_dir)
+        run_dir = out or (resume.parent if resume else training.default_run_dir(cfg))
+        training.ensure_writable(run_dir)
         with download_progress(not json_out) as download_callbacks:
-            prepared = experiment.prepare(cfg, offline=offline, callbacks=[*download_callbacks, renderer])
+            prepared = training.prepare(cfg, offline=offline, callbacks=[*download_callbacks, renderer])
         if not quiet:
             _header(prepared)
         try:
-            result = experiment.run(prepared, run_dir, resume=resume_ckpt, callbacks=[renderer])
-        except experiment.Interrupted as exc:
+            result = training.run(prepared, run_dir, resume=resume_ckpt, callbacks=[renderer])
+        except training.Interrupted as exc:
             renderer.close()
             if exc.last is not None:
                 resume_from = f"--resume {exc.last}"

@@ -1,18 +1,22 @@
 """The neural network core: activations, losses, the MLP and its optimizers (numpy only)."""
 
-from mlpcli.nn.activations import ACTIVATIONS, OUTPUTS, Activation
-from mlpcli.nn.losses import LOSSES
-from mlpcli.nn.mlp import MLP, count_parameters
+from mlpcli.nn.activations import ACTIVATIONS, OUTPUTS, Activation, Output
+from mlpcli.nn.losses import LOSSES, Loss, pairings
+from mlpcli.nn.mlp import INITS, MLP, count_parameters
 from mlpcli.nn.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 
 __all__ = [
     "ACTIVATIONS",
+    "INITS",
     "LOSSES",
     "MLP",
     "OPTIMIZERS",
     "OUTPUTS",
     "Activation",
+    "Loss",
+    "Output",
     "Optimizer",
     "count_parameters",
     "make_optimizer",
+    "pairings",
 ]

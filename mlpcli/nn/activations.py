@@ -116,10 +116,20 @@ def log_softmax(z: Array) -> Array:
 
 
 class Activation(NamedTuple):
-    """An activation function and its derivative, both in terms of (z -> a) and (a -> da/dz)."""
+    """A hidden activation and its derivative: fn(z) -> a, grad(a) -> da/dz."""
 
     fn: Callable[..., Array]
     grad: Callable[..., Array]
+
+
+class Output(NamedTuple):
+    """An output activation: fn(z) -> o, and vjp(o, g) -> dE/dz given g = dE/do.
+
+    Softmax has no elementwise derivative, so every output carries a vector-Jacobian product.
+    """
+
+    fn: Callable[..., Array]
+    vjp: Callable[[Array, Array], Array]
 
 
 def get_activation(name: str, leaky_slope: float = DEFAULT_LEAKY_SLOPE) -> Activation:
@@ -132,6 +142,15 @@ def get_activation(name: str, leaky_slope: float = DEFAULT_LEAKY_SLOPE) -> Activ
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}") from None
 
 
+def get_output(name: str) -> Output:
+    """Look an output activation up by its config name."""
+    try:
+        return OUTPUTS[name]
+    except KeyError:
+        raise ValueError(f"unknown output {name!r}; choose one of {', '.join(OUTPUTS)}") from None
+
+
+# The registries: config choices, gradient-check pairings and factories all derive from these.
 ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": Activation(sigmoid, sigmoid_grad),
     "tanh": Activation(tanh, tanh_grad),
@@ -140,10 +159,8 @@ ACTIVATIONS: dict[str, Activation] = {
     "linear": Activation(linear, linear_grad),
 }
 
-# Output layers: softmax has no elementwise derivative (it is handled through softmax_vjp
-# or fused with cross-entropy), so it lives in its own registry.
-OUTPUTS: dict[str, Callable[..., Array]] = {
-    "softmax": softmax,
-    "sigmoid": sigmoid,
-    "linear": linear,
+OUTPUTS: dict[str, Output] = {
+    "softmax": Output(softmax, softmax_vjp),
+    "sigmoid": Output(sigmoid, lambda o, g: g * sigmoid_grad(o)),  # the lecture's o (1 - o) factor
+    "linear": Output(linear, lambda o, g: g),
 }

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from mlpcli.nn.mlp import MLP
+from mlpcli.nn.mlp import MLP, Masks
 
 Array = np.ndarray
 
@@ -24,7 +22,7 @@ def check_gradients(
     loss: str,
     *,
     weight_decay: float = 0.0,
-    masks: Sequence[Array] | None = None,
+    masks: Masks | None = None,
     eps: float = 1e-6,
     max_entries: int | None = None,
     rng: np.random.Generator | None = None,
@@ -34,7 +32,7 @@ def check_gradients(
     The model should be float64; masks fixes dropout so the loss is a deterministic function.
     max_entries checks a random subset of each larger tensor (drawn with rng) instead of every entry.
     """
-    if model.dropout > 0 and masks is None:
+    if (model.dropout > 0 or model.input_dropout > 0) and masks is None:
         raise ValueError("a gradient check with dropout needs fixed masks")
     _, grads = model.loss_and_grads(x, targets, loss, weight_decay=weight_decay, masks=masks)
     analytic = {k: v.copy() for k, v in grads.items()}

@@ -1,16 +1,18 @@
-"""Loss functions, each returning the mean loss over the batch and its gradient.
+"""Losses: each owns its value and its delta, d loss / d z^L at the output pre-activations.
 
 Conventions: losses are summed over the outputs of one sample and averaged over the
 batch, so the lecture's E = 1/2 sum_j (o_j - t_j)^2 is the per-sample squared error.
-Fused losses take logits and return d loss / d logits directly, which is both cheaper
-and numerically safer than going through the probabilities.
+As in Nielsen's network2.py cost classes, the model never branches on the loss: it asks
+the loss for the delta and backpropagates it. Cross-entropy and BCE are fused with their
+output activation (softmax, sigmoid), which is cheaper and numerically safer than going
+through the probabilities; squared error goes through whichever output it is paired with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
+
+from mlpcli.nn.activations import Output
 
 Array = np.ndarray
 
@@ -22,60 +24,98 @@ def one_hot(labels: Array, num_classes: int, dtype: np.dtype | type = np.float32
     return targets
 
 
-def softmax_cross_entropy(logits: Array, labels: Array, out: Array | None = None) -> tuple[float, Array]:
-    """Mean cross-entropy of softmax(logits) against integer labels, and d loss / d logits.
+def _dense(targets: Array, k: int, dtype: np.dtype) -> Array:
+    """Float targets (n, k) from integer labels (n,) or float targets (n, k)."""
+    return one_hot(targets, k, dtype) if targets.ndim == 1 else targets
 
-    logits: (n, k) float; labels: (n,) int. The gradient is (softmax(logits) - onehot) / n:
-    softmax's Jacobian and the log's 1/p cancel, which is why the fused form is used.
-    ``out`` (n, k) may receive the gradient to avoid an allocation.
+
+class Loss:
+    """A loss: __call__(z, targets, output) -> (mean loss, d loss / d z), z being z^L (n, k).
+
+    targets: integer labels (n,) or float targets (n, k). `outputs` lists the output
+    activations the loss may follow.
     """
-    n = logits.shape[0]
-    rows = np.arange(n)
-    shifted = np.subtract(logits, logits.max(axis=1, keepdims=True), out=out)  # (n, k)
-    true_shifted = shifted[rows, labels].astype(np.float64)
-    probs = np.exp(shifted, out=shifted)
-    norm = probs.sum(axis=1, keepdims=True)  # (n, 1), >= 1 thanks to the shift
-    # -log p_y = log sum exp(shifted) - shifted_y: never the log of a rounded-to-zero probability.
-    loss = float(np.mean(np.log(norm[:, 0], dtype=np.float64) - true_shifted))
-    probs /= norm
-    probs[rows, labels] -= 1
-    probs /= n
-    return loss, probs
+
+    name: str = ""
+    outputs: tuple[str, ...] = ()
+
+    def __call__(self, z: Array, targets: Array, output: Output) -> tuple[float, Array]:
+        raise NotImplementedError
 
 
-def mse(outputs: Array, targets: Array) -> tuple[float, Array]:
-    """Mean over the batch of 1/2 sum_j (o_j - t_j)^2, and d loss / d outputs = (o - t) / n."""
-    diff = outputs - targets
-    loss = 0.5 * float(np.sum(np.square(diff, dtype=np.float64))) / outputs.shape[0]
-    diff /= outputs.shape[0]
-    return loss, diff
+class CrossEntropy(Loss):
+    """-log softmax(z)_y, fused with softmax: the delta is (softmax(z) - onehot) / n.
 
-
-def bce_with_logits(logits: Array, targets: Array) -> tuple[float, Array]:
-    """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], and d loss / d logits.
-
-    Summed over outputs, averaged over the batch. Uses max(z, 0) - z t + log(1 + exp(-|z|)),
-    which is exact for any z; the gradient is (sigmoid(z) - t) / n.
+    Softmax's Jacobian and the log's 1/p cancel, which is why the fused form is used;
+    the value is a max-shifted log-sum-exp, never the log of a rounded-to-zero probability.
     """
-    n = logits.shape[0]
-    z = logits
-    per = np.maximum(z, 0) - z * targets + np.log1p(np.exp(-np.abs(z)))
-    loss = float(np.sum(per, dtype=np.float64)) / n
-    grad = 0.5 * (1 + np.tanh(0.5 * z)) - targets
-    grad /= n
-    return loss, grad
+
+    name, outputs = "cross_entropy", ("softmax",)
+
+    def __call__(self, z: Array, targets: Array, output: Output) -> tuple[float, Array]:
+        n = z.shape[0]
+        rows = np.arange(n)
+        labels = targets if targets.ndim == 1 else targets.argmax(axis=1)
+        shifted = z - z.max(axis=1, keepdims=True)  # (n, k)
+        true_shifted = shifted[rows, labels].astype(np.float64)
+        probs = np.exp(shifted, out=shifted)
+        norm = probs.sum(axis=1, keepdims=True)  # (n, 1), >= 1 thanks to the shift
+        loss = float(np.mean(np.log(norm[:, 0], dtype=np.float64) - true_shifted))
+        probs /= norm
+        probs[rows, labels] -= 1
+        probs /= n
+        return loss, probs
 
 
-# cross_entropy and bce take logits (fused with softmax / sigmoid); mse takes the outputs.
-LOSSES: dict[str, Callable[..., tuple[float, Array]]] = {
-    "cross_entropy": softmax_cross_entropy,
-    "bce": bce_with_logits,
-    "mse": mse,
-}
+class BinaryCrossEntropy(Loss):
+    """Binary cross-entropy of sigmoid(z) against targets in [0, 1], fused with the sigmoid.
 
-# Which output activations each loss may be paired with.
-COMPATIBLE_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "cross_entropy": ("softmax",),
-    "bce": ("sigmoid",),
-    "mse": ("softmax", "sigmoid", "linear"),
-}
+    Uses max(z, 0) - z t + log(1 + exp(-|z|)), exact for any z; the delta is (sigmoid(z) - t) / n.
+    """
+
+    name, outputs = "bce", ("sigmoid",)
+
+    def __call__(self, z: Array, targets: Array, output: Output) -> tuple[float, Array]:
+        n = z.shape[0]
+        t = _dense(targets, z.shape[1], z.dtype)
+        per = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+        loss = float(np.sum(per, dtype=np.float64)) / n
+        delta = 0.5 * (1 + np.tanh(0.5 * z)) - t
+        delta /= n
+        return loss, delta
+
+
+class SquaredError(Loss):
+    """Mean over the batch of 1/2 sum_j (o_j - t_j)^2 with o = f(z); delta = f'(z) (o - t) / n.
+
+    With a sigmoid output this is the lecture's output delta o (1 - o)(o - t).
+    """
+
+    name, outputs = "mse", ("softmax", "sigmoid", "linear")
+
+    def __call__(self, z: Array, targets: Array, output: Output) -> tuple[float, Array]:
+        n = z.shape[0]
+        o = output.fn(z)
+        diff = o - _dense(targets, z.shape[1], z.dtype)  # dE/do, times n
+        loss = 0.5 * float(np.sum(np.square(diff, dtype=np.float64))) / n
+        diff /= n
+        return loss, output.vjp(o, diff)
+
+
+LOSSES: dict[str, Loss] = {loss.name: loss for loss in (CrossEntropy(), SquaredError(), BinaryCrossEntropy())}
+
+# Which output activations each loss may follow (derived from the registry).
+COMPATIBLE_OUTPUTS: dict[str, tuple[str, ...]] = {name: loss.outputs for name, loss in LOSSES.items()}
+
+
+def get_loss(name: str) -> Loss:
+    """Look a loss up by its config name."""
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}") from None
+
+
+def pairings() -> list[tuple[str, str]]:
+    """Every valid (output, loss) pairing, in registry order."""
+    return [(output, name) for name, loss in LOSSES.items() for output in loss.outputs]

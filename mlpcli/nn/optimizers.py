@@ -1,10 +1,15 @@
 """Optimizers: they hold state, so they are classes; step() updates parameters in place.
 
-State lives in dicts keyed like the parameters; state_dict() / load_state_dict() make a
-resumed run continue exactly. The learning rate is a plain attribute the schedule sets.
+An optimizer steps one flat parameter buffer with its flat gradient buffer (MLP.flat and
+MLP.grad_flat): the same path in tests and in training, and a few whole-buffer operations
+per step instead of a few per tensor. State lives in a dict of arrays shaped like that
+buffer; state_dict() / load_state_dict() make a resumed run continue exactly. The learning
+rate is a plain attribute the schedule sets.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -21,14 +26,15 @@ class Optimizer:
         self.state: dict[str, Array] = {}
         self.t = 0
 
-    def step(self, params: dict[str, Array], grads: dict[str, Array]) -> None:
-        """Update every parameter in place from its gradient."""
+    def step(self, params: Array, grads: Array) -> None:
+        """Update params (a flat array, e.g. MLP.flat) in place from grads (the same shape)."""
+        if params.shape != grads.shape:
+            raise ValueError(f"params {params.shape} and grads {grads.shape} differ in shape")
         self.t += 1
-        for k, p in params.items():
-            self._update(k, p, grads[k])
+        self._update(params, grads)
 
-    def _update(self, key: str, p: Array, g: Array) -> None:
-        tmp = self._buffer(f"_tmp.{key}", p)
+    def _update(self, p: Array, g: Array) -> None:
+        tmp = self._buffer("_tmp", p)
         np.multiply(g, p.dtype.type(self.lr), out=tmp)
         p -= tmp
 
@@ -40,14 +46,15 @@ class Optimizer:
 
     def state_dict(self) -> dict[str, Array]:
         """Every array of state (copied) plus the step count, for exact resume."""
-        out = {k: v.copy() for k, v in self.state.items() if not k.startswith("_tmp.")}
+        out = {k: v.copy() for k, v in self.state.items() if not k.startswith("_tmp")}
         out["t"] = np.array(self.t, dtype=np.int64)
         return out
 
     def load_state_dict(self, state: dict[str, Array]) -> None:
         """Restore what state_dict() returned."""
         self.t = int(state.get("t", 0))
-        self.state = {k: np.array(v, copy=True) for k, v in state.items() if k != "t"}
+        # checkpoints of mlpcli 0.1 named the flat buffer's state "v.all", "m.all"
+        self.state = {k.removesuffix(".all"): np.array(v, copy=True) for k, v in state.items() if k != "t"}
 
 
 class SGD(Optimizer):
@@ -64,10 +71,10 @@ class Momentum(Optimizer):
         self.momentum = float(momentum)
         self.nesterov = nesterov
 
-    def _update(self, key: str, p: Array, g: Array) -> None:
-        v = self._buffer(f"v.{key}", p)
+    def _update(self, p: Array, g: Array) -> None:
+        v = self._buffer("v", p)
         mu, lr = p.dtype.type(self.momentum), p.dtype.type(self.lr)
-        tmp = self._buffer(f"_tmp.{key}", p)
+        tmp = self._buffer("_tmp", p)
         v *= mu
         v += g
         if self.nesterov:
@@ -92,11 +99,11 @@ class Adam(Optimizer):
             raise ValueError(f"eps must be > 0, got {eps}")
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
-    def _update(self, key: str, p: Array, g: Array) -> None:
-        m = self._buffer(f"m.{key}", p)
-        v = self._buffer(f"v.{key}", p)
+    def _update(self, p: Array, g: Array) -> None:
+        m = self._buffer("m", p)
+        v = self._buffer("v", p)
         b1, b2 = self.beta1, self.beta2
-        tmp = self._buffer(f"_tmp.{key}", p)
+        tmp = self._buffer("_tmp", p)
         t = p.dtype.type
         m *= t(b1)
         np.multiply(g, t(1 - b1), out=tmp)
@@ -114,17 +121,18 @@ class Adam(Optimizer):
         p -= tmp
 
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+# The optimizer registry: config name -> factory taking the optimizer settings.
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
+    "sgd": lambda lr, **_: SGD(lr),
+    "momentum": lambda lr, momentum=0.9, **_: Momentum(lr, momentum),
+    "nesterov": lambda lr, momentum=0.9, **_: Momentum(lr, momentum, nesterov=True),
+    "adam": lambda lr, beta1=0.9, beta2=0.999, **_: Adam(lr, beta1, beta2),
+}
 
 
 def make_optimizer(name: str, lr: float, momentum: float = 0.9, beta1: float = 0.9, beta2: float = 0.999) -> Optimizer:
     """Build an optimizer by its config name."""
-    if name == "sgd":
-        return SGD(lr)
-    if name == "momentum":
-        return Momentum(lr, momentum)
-    if name == "nesterov":
-        return Momentum(lr, momentum, nesterov=True)
-    if name == "adam":
-        return Adam(lr, beta1, beta2)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    factory = OPTIMIZERS.get(name)
+    if factory is None:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return factory(lr, momentum=momentum, beta1=beta1, beta2=beta2)

@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from mlpcli.checkpoint import Checkpoint
-from mlpcli.predict import predict_images, prepare_image
+from mlpcli.images import prepare_image
+from mlpcli.predict import predict_images
 
 CASES = ("a", "b", "c")
 STYLES = ("thin", "thick", "light_on_dark", "transparent", "photo")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpcli.cli.render import console, print_json, user_errors
+from mlpcli.cli.render import architecture_table, console, print_json, user_errors
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
@@ -16,22 +16,6 @@ def _fmt(values: Any, digits: int = 8) -> str:
     if isinstance(values, list):
         return "[" + ", ".join(_fmt(v, digits) for v in values) + "]"
     return f"{values:.{digits}f}".rstrip("0").rstrip(".") if values != int(values) else f"{int(values)}"
-
-
-def _architecture_table(arch: dict[str, Any]) -> Any:
-    from rich.table import Table
-
-    table = Table(
-        title=f"architecture {'-'.join(map(str, arch['layer_sizes']))}", title_justify="left", show_edge=False
-    )
-    for col in ("layer", "W (neurons x inputs)", "weights", "biases", "parameters", "activation"):
-        table.add_column(col, justify="right" if col in ("weights", "biases", "parameters") else "left")
-    for row in arch["layers"]:
-        table.add_row(str(row["layer"]), "{} x {}".format(*row["W_shape"]), f"{row['weights']:,}", f"{row['biases']:,}",
-                      f"{row['parameters']:,}", row["activation"])  # fmt: skip
-    table.add_row("total", f"{arch['neurons']:,} neurons", f"{arch['weights']:,}", f"{arch['biases']:,}",
-                  f"{arch['parameters']:,}", "", style="bold")  # fmt: skip
-    return table
 
 
 def inspect(
@@ -43,7 +27,7 @@ def inspect(
     """Architecture and parameter counts (as the lecture counts them); checkpoints add metadata and weights."""
     from mlpcli import checkpoint
     from mlpcli.config import load_config
-    from mlpcli.learn import architecture, weight_stats
+    from mlpcli.lecture import architecture, weight_stats
     from mlpcli.network_file import is_network_file, load_network
 
     with user_errors():
@@ -67,7 +51,7 @@ def inspect(
         print_json(doc)
         return
     console.print(f"[bold]{path}[/] ({doc['kind']})")
-    console.print(_architecture_table(doc["architecture"]))
+    console.print(architecture_table(doc["architecture"]))
     if doc["kind"] != "checkpoint":
         return
     from rich.table import Table
@@ -106,7 +90,7 @@ def gradcheck(
 
     from mlpcli.config import load_config
     from mlpcli.errors import MlpcliError
-    from mlpcli.learn import GRADCHECK_TOLERANCE, gradcheck_all, gradcheck_config
+    from mlpcli.lecture import GRADCHECK_TOLERANCE, gradcheck_all, gradcheck_config
 
     with user_errors():
         if config is not None:
@@ -159,8 +143,8 @@ def trace(
 ) -> None:
     """A small network's forward pass, deltas, gradients and one SGD step, in numbers (the lecture's formulas)."""
     from mlpcli.errors import ConfigError
-    from mlpcli.learn import trace as trace_network
-    from mlpcli.learn import trace_graph
+    from mlpcli.lecture import trace as trace_network
+    from mlpcli.lecture import trace_graph
     from mlpcli.network_file import load_network
 
     if graph:
