@@ -137,7 +137,7 @@ def evaluate_checkpoint(
         raise DataError(f"{data.name} has {x.shape[1]} pixels per image but the model expects {ckpt.layer_sizes[0]}")
     if int(y.max(initial=0)) >= ckpt.layer_sizes[-1]:
         raise DataError(f"{data.name} has labels up to {int(y.max())} but the model has {ckpt.layer_sizes[-1]} outputs")
-    loss = ckpt.meta.get("config", {}).get("loss", "cross_entropy")
+    loss = ckpt.loss
     report = evaluate_arrays(checkpoint.to_model(ckpt), checkpoint.normalizer(ckpt), x, y, loss, full=True)
     classes = list(data.classes) if dataset else ckpt.classes
     return Evaluation(str(ckpt_path), data.name, split, classes, report, x, y)

@@ -25,15 +25,20 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         raise MlpcliError(f"{path}: not a metrics file written by mlpcli ({exc})") from None
 
 
-def write_curves_png(rows: list[dict[str, Any]], out: Path, title: str = "") -> Path:
-    """Loss and accuracy per epoch, train and validation, side by side."""
+def _pyplot() -> Any:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise MlpcliError("plotting needs matplotlib: pip install 'mlpcli[plot]' (or pip install matplotlib)") from None
+        raise MlpcliError("plotting needs matplotlib: pip install '.[plot]' (or pip install matplotlib)") from None
+    return plt
+
+
+def write_curves_png(rows: list[dict[str, Any]], out: Path, title: str = "") -> Path:
+    """Loss and accuracy per epoch, train and validation, side by side."""
+    plt = _pyplot()
     epochs = [r["epoch"] for r in rows]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
@@ -46,6 +51,26 @@ def write_curves_png(rows: list[dict[str, Any]], out: Path, title: str = "") -> 
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_open(out, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=100)
+    plt.close(fig)
+    return out
+
+
+def write_compare_png(runs: list[dict[str, Any]], out: Path) -> Path:
+    """Validation (else training) loss and accuracy of several runs, overlaid."""
+    plt = _pyplot()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for run in runs:
+        for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
+            split = "val" if any(v is not None for v in run["curves"][f"val_{key}"]) else "train"
+            values = run["curves"][f"{split}_{key}"]
+            ax.plot(range(1, len(values) + 1), values, marker=".", label=f"{Path(run['folder']).name} ({split})")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(key)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small")
     fig.tight_layout()
     with atomic_open(out, "wb") as fh:
         fig.savefig(fh, format="png", dpi=100)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from mlpcli.events import Callback, EpochEnd, History, Message, emit
 from mlpcli.loop import METRIC_COLUMNS, LoopSettings, LoopState, fit
 from mlpcli.nn.mlp import MLP
 from mlpcli.nn.optimizers import make_optimizer
+from mlpcli.runs import RunLock, now_iso, read_status, write_status
 from mlpcli.threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
@@ -75,11 +77,6 @@ class TrainResult:
     test: Report
     seconds: float
     prepared: Prepared
-
-
-def default_run_dir(cfg: ExperimentConfig) -> Path:
-    """runs/<name> under the current folder."""
-    return Path("runs") / cfg.name
 
 
 def ensure_writable(folder: Path) -> None:
@@ -194,12 +191,61 @@ def restore(p: Prepared, ckpt: checkpoint.Checkpoint) -> dict[str, np.ndarray]:
 
 
 def run(
-    p: Prepared, run_dir: Path, *, resume: checkpoint.Checkpoint | None = None, callbacks: list[Callback] | None = None
+    p: Prepared,
+    run_dir: Path,
+    *,
+    resume: checkpoint.Checkpoint | None = None,
+    callbacks: list[Callback] | None = None,
+    lock: RunLock | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train p into run_dir (config.yaml, metrics.csv, checkpoint.npz, last.npz) and test the best model."""
+    """Train p into run_dir (config.yaml, metrics.csv, checkpoint.npz, last.npz, status.json) and test the best model.
+
+    The folder is locked for the whole run (pass `lock` when the caller already holds it), and
+    status.json says at every moment whether the run is running, finished, interrupted, diverged
+    or failed. `labels` are extra status fields (e.g. the sweep a trial belongs to).
+    """
+    ensure_writable(run_dir)
+    held = lock if lock is not None else RunLock(run_dir).acquire()
+    previous = read_status(run_dir) if resume is not None else None
+    status: dict[str, Any] = {
+        "name": p.cfg.name, **(labels or {}), "status": "running", "pid": os.getpid(),
+        "started": (previous or {}).get("started") or now_iso(), "ended": None,
+        "epochs_planned": p.cfg.train.epochs, "epochs_done": p.state.epoch, "best_epoch": None,
+        "best_val_accuracy": None, "test_accuracy": None, "train_seconds": None, "error": None,
+    }  # fmt: skip
+    if previous is not None:
+        status["resumed"] = now_iso()
+    try:
+        write_status(run_dir, status)
+        result = _train(p, run_dir, resume, callbacks, status)
+    except BaseException as exc:
+        ended = {Interrupted: "interrupted", KeyboardInterrupt: "interrupted", TrainingDiverged: "diverged"}
+        state = next((v for k, v in ended.items() if isinstance(exc, k)), "failed")
+        status.update(status=state, ended=now_iso(), error=str(exc) or type(exc).__name__)
+        _try_write_status(run_dir, status)
+        raise
+    finally:
+        if lock is None:
+            held.release()
+    status.update(status="finished", ended=now_iso(), test_accuracy=result.test.accuracy, test_loss=result.test.loss)
+    _try_write_status(run_dir, status)
+    return result
+
+
+def _try_write_status(run_dir: Path, status: dict[str, Any]) -> None:
+    try:
+        write_status(run_dir, status)
+    except (OSError, ValueError) as exc:  # a full disk must not hide the error that ended the run
+        log.warning("could not record the run's status in %s: %s", run_dir, exc)
+
+
+def _train(
+    p: Prepared, run_dir: Path, resume: checkpoint.Checkpoint | None, callbacks: list[Callback] | None,
+    status: dict[str, Any],
+) -> TrainResult:  # fmt: skip
     start = time.perf_counter()
     cfg = p.cfg
-    ensure_writable(run_dir)
     for stale in remove_stale_temps(run_dir):
         log.info("removed %s, left by an interrupted write", stale)
     best_path, last_path = run_dir / BEST_NAME, run_dir / LAST_NAME
@@ -218,6 +264,13 @@ def run(
             if event.is_best:
                 _save(p, best_path, opt_state, event.metrics)
             write_text(run_dir / "metrics.csv", metrics_csv(p.history.rows))
+            rows = p.history.rows
+            accuracies = [r["val_accuracy"] for r in rows if r.get("val_accuracy") is not None]
+            status.update(
+                epochs_done=p.state.epoch, best_epoch=p.state.best_epoch, train_seconds=sum(r["seconds"] for r in rows),
+                best_val_accuracy=max(accuracies) if accuracies else None,
+            )  # fmt: skip
+            write_status(run_dir, status)
 
     threads = cfg.train.threads
     governor = ThreadGovernor(None if threads == "auto" else int(threads), reserve=1 if p.batches.workers else 0,

@@ -1,4 +1,4 @@
-"""The import rules of STYLE.md, held by parsing every module's imports."""
+"""The import rules of docs/STYLE.md, held by parsing every module's imports."""
 
 from __future__ import annotations
 

@@ -33,7 +33,13 @@ def trained(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     result = invoke("train", "--config", str(CONFIGS / "quickstart.yaml"), *QUICK)
     assert result.exit_code == 0, result.output
-    return tmp_path / "runs" / "quickstart" / "checkpoint.npz"
+    return run_dir(tmp_path, "quickstart") / "checkpoint.npz"
+
+
+def run_dir(root: Path, name: str) -> Path:
+    """The one run folder train made for config `name` under root/runs."""
+    (folder,) = (root / "runs" / name).iterdir()
+    return folder
 
 
 def test_version_and_help() -> None:
@@ -69,7 +75,7 @@ def test_train_overrides_epochs_and_seed(tmp_path, monkeypatch) -> None:
     result = invoke("train", "-c", str(CONFIGS / "quickstart.yaml"), "--epochs", "1", "--seed", "3", "--json")
     doc = json.loads(result.stdout)
     assert doc["epochs"] == 1
-    assert "seed: 3" in (tmp_path / "runs" / "quickstart" / "config.yaml").read_text()
+    assert "seed: 3" in (run_dir(tmp_path, "quickstart") / "config.yaml").read_text()
 
 
 @pytest.mark.parametrize(
@@ -144,7 +150,7 @@ def test_eval_defaults_to_the_latest_run_and_says_so(trained) -> None:
     result = invoke("eval", "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["checkpoint"].endswith("checkpoint.npz")
-    assert "using runs/quickstart/checkpoint.npz" in result.stderr
+    assert f"using {trained.relative_to(trained.parents[3])}" in result.stderr
 
 
 def test_eval_on_another_dataset_folder(trained) -> None:
@@ -179,7 +185,7 @@ def test_predict_files_folders_json_and_errors(trained, tmp_path) -> None:
     assert [Path(d["file"]).name for d in doc] == ["d0.png", "d1.png", "d2.png", "d3.png"]
     assert all(len(d["probabilities"]) == 10 and abs(sum(d["probabilities"]) - 1) < 1e-4 for d in doc)
     assert sum(d["prediction"] == y for d, y in zip(doc, labels)) >= 3
-    assert "using runs/quickstart/checkpoint.npz" in result.stderr
+    assert f"using {trained.relative_to(trained.parents[3])}" in result.stderr
     (tmp_path / "pics" / "broken.png").write_bytes(b"text")
     result = invoke("predict", str(tmp_path / "pics"), str(tmp_path / "missing.png"), "-c", str(trained), "--json")
     assert result.exit_code == 1
@@ -260,7 +266,7 @@ def test_plot_writes_a_png(trained) -> None:
 def test_plot_without_matplotlib_says_how_to_get_it(trained, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
     result = invoke("plot", str(trained.parent))
-    assert result.exit_code == 1 and "pip install 'mlpcli[plot]'" in result.stderr
+    assert result.exit_code == 1 and "pip install '.[plot]'" in result.stderr
 
 
 @pytest.mark.skipif(not FULL_MNIST, reason="set MLPCLI_TEST_MNIST_DIR to the folder of the four MNIST files")

@@ -104,7 +104,7 @@ def test_inspect_config_and_checkpoint(tmp_path, monkeypatch) -> None:
     assert arch["parameters"] == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10
     monkeypatch.chdir(tmp_path)
     assert invoke("train", "-c", str(CONFIGS / "quickstart.yaml"), "--epochs", "1", "--json").exit_code == 0
-    ckpt = tmp_path / "runs" / "quickstart" / "checkpoint.npz"
+    (ckpt,) = (tmp_path / "runs" / "quickstart").glob("*/checkpoint.npz")
     doc = json.loads(invoke("inspect", str(ckpt), "--json").stdout)
     assert doc["kind"] == "checkpoint" and doc["meta"]["dataset"] == "mnist-sample"
     assert [w["name"] for w in doc["weights"]] == ["W1", "b1", "W2", "b2"]
@@ -157,7 +157,8 @@ def test_diagnostics_and_lecture_warnings(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = invoke("train", "-c", str(CONFIGS / "quickstart.yaml"), "--epochs", "1", "--diagnostics")
     assert result.exit_code == 0 and "dead_1=" in result.stdout and "grad_norm_1=" in result.stdout
-    header = (tmp_path / "runs" / "quickstart" / "metrics.csv").read_text().splitlines()[0]
+    (metrics,) = (tmp_path / "runs" / "quickstart").glob("*/metrics.csv")
+    header = metrics.read_text().splitlines()[0]
     assert "dead_1" in header and "grad_norm_2" in header
     result = invoke("train", "-c", str(CONFIGS / "quickstart.yaml"), "--epochs", "1", "--diagnostics",
                     "--set", "model.activation=sigmoid", "--set", "model.hidden=[16,16,16]", "--out", "s")  # fmt: skip

@@ -1,4 +1,4 @@
-"""The lecture's worked examples (../shared/DESIGN.md), reproduced to 1e-6 or better."""
+"""The lecture's worked examples (docs/DESIGN.md), reproduced to 1e-6 or better."""
 
 import numpy as np
 import pytest

@@ -41,7 +41,7 @@ def _train(run_dir: Path, *extra: str, callbacks=None, resume=None):
 def test_run_folder_holds_config_metrics_and_checkpoints(tmp_path) -> None:
     result = _train(tmp_path / "run")
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert names == ["checkpoint.npz", "config.yaml", "last.npz", "metrics.csv"]
+    assert names == [".lock", "checkpoint.npz", "config.yaml", "last.npz", "metrics.csv", "status.json"]
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     assert set(rows[0]) >= {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"}

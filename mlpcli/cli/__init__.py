@@ -34,7 +34,7 @@ def _root(
 
 
 def _register() -> None:
-    from mlpcli.cli import data_cmd, eval_cmd, lecture_cmd, train_cmd
+    from mlpcli.cli import data_cmd, eval_cmd, lecture_cmd, runs_cmd, train_cmd
 
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(train_cmd.config_app, name="config")
@@ -42,6 +42,8 @@ def _register() -> None:
     app.command("eval")(eval_cmd.eval_command)
     app.command("predict")(eval_cmd.predict)
     app.command("plot")(train_cmd.plot)
+    app.command("runs")(runs_cmd.runs)
+    app.command("compare")(runs_cmd.compare)
     app.command("inspect")(lecture_cmd.inspect)
     app.command("gradcheck")(lecture_cmd.gradcheck)
     app.command("trace")(lecture_cmd.trace)

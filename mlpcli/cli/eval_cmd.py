@@ -11,20 +11,20 @@ from mlpcli.cli.render import bar, console, digit_block, digit_grid, err_console
 
 
 def resolve_checkpoint(given: Path | None) -> Path:
-    """The checkpoint given, or the newest runs/*/checkpoint.npz here (said on stderr)."""
-    from mlpcli.checkpoint import latest_checkpoint
+    """The checkpoint given, or the best checkpoint of the newest finished run under ./runs (said on stderr)."""
     from mlpcli.errors import CheckpointError
+    from mlpcli.runs import latest_finished_checkpoint
 
     if given is not None:
         return given
-    found = latest_checkpoint()
+    found = latest_finished_checkpoint(Path("runs"))
     if found is None:
         raise CheckpointError(
-            "no checkpoint given and none found under ./runs; "
+            "no checkpoint given and no finished run under ./runs; "
             "train one (mlpcli train --config configs/quickstart.yaml) "
             "or pass its path"
         )
-    note(f"using {found} (the most recent run here)")
+    note(f"using {found} (the newest finished run here)")
     return found
 
 

@@ -139,7 +139,13 @@ def train(
     set_: SetOpt = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Override train.epochs.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override seed.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<name>).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Run folder, used only if absent or empty (default: new runs/<name>/<time>)."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="With --out: replace the run already in that folder.")
+    ] = False,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue exactly from a last.npz.")] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
     threads: Annotated[
@@ -154,6 +160,7 @@ def train(
     """Train a network from an experiment config and save its checkpoints."""
     from mlpcli import training
     from mlpcli.cli.data_cmd import download_progress
+    from mlpcli.runs import discard_empty_run_dir
 
     overrides = list(set_ or [])
     if epochs is not None:
@@ -168,14 +175,20 @@ def train(
     renderer = TrainRenderer(live=console.is_terminal and not quiet, quiet=quiet)
     with user_errors():
         cfg, resume_ckpt = _load_train_config(config, resume, overrides)
-        run_dir = out or (resume.parent if resume else training.default_run_dir(cfg))
-        training.ensure_writable(run_dir)
-        with download_progress(not json_out) as download_callbacks:
-            prepared = training.prepare(cfg, offline=offline, callbacks=[*download_callbacks, renderer])
+        lock = _claim(cfg.name, out, resume, overwrite)
+        run_dir = lock.folder
+        try:
+            with download_progress(not json_out) as download_callbacks:
+                prepared = training.prepare(cfg, offline=offline, callbacks=[*download_callbacks, renderer])
+        except BaseException:
+            lock.release()
+            if out is None and resume is None:
+                discard_empty_run_dir(run_dir)  # nothing was trained: leave no empty run behind
+            raise
         if not quiet:
             _header(prepared)
         try:
-            result = training.run(prepared, run_dir, resume=resume_ckpt, callbacks=[renderer])
+            result = training.run(prepared, run_dir, resume=resume_ckpt, callbacks=[renderer], lock=lock)
         except training.Interrupted as exc:
             renderer.close()
             if exc.last is not None:
@@ -190,6 +203,22 @@ def train(
         finally:
             renderer.close()
     _summary(result, json_out, quiet)
+
+
+def _claim(name: str, out: Path | None, resume: Path | None, overwrite: bool) -> Any:
+    """Lock the run's folder; a used --out folder is refused with what to do instead."""
+    from mlpcli.errors import MlpcliError
+    from mlpcli.runs import RunFolderUsed, claim_run_dir
+
+    try:
+        return claim_run_dir(name, out=out, resume_from=resume, overwrite=overwrite)
+    except RunFolderUsed as exc:
+        last = exc.folder / "last.npz"
+        raise MlpcliError(
+            f"{exc}; continue it with --resume {last}, choose another --out, or replace it with --overwrite"
+            if last.exists()
+            else f"{exc}; choose another --out, or replace its run with --overwrite"
+        ) from None
 
 
 def _summary(result: Any, json_out: bool, quiet: bool) -> None:

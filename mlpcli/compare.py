@@ -1,0 +1,95 @@
+"""Comparing runs: the config keys that differ, final and best metrics, and the learning curves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlpcli.config import read_yaml
+from mlpcli.errors import ConfigError, MlpcliError
+from mlpcli.plotting import read_metrics
+from mlpcli.runs import read_status
+
+CURVES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+@dataclass
+class RunRecord:
+    """What a run folder says about its run."""
+
+    folder: Path
+    name: str
+    status: str
+    config: dict[str, Any]  # flattened: "optimizer.lr" -> 0.05
+    rows: list[dict[str, Any]]
+    test_accuracy: float | None
+
+    def final(self) -> dict[str, Any]:
+        """The last epoch's metrics."""
+        return {k: v for k, v in (self.rows[-1] if self.rows else {}).items() if k != "seconds"}
+
+    def best(self) -> dict[str, Any]:
+        """The best value of each curve: lowest loss, highest accuracy."""
+        out: dict[str, Any] = {}
+        for key in CURVES:
+            values = [r[key] for r in self.rows if r.get(key) is not None]
+            if values:
+                out[key] = max(values) if key.endswith("accuracy") else min(values)
+        return out
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
+    if not isinstance(tree, dict):
+        return {prefix: tree} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        out.update(flatten(value, path) if isinstance(value, dict) else {path: value})
+    return out
+
+
+def load_run(path: Path) -> RunRecord:
+    """The run in a folder (or the folder of a file in it, e.g. its checkpoint.npz)."""
+    folder = path.parent if path.is_file() else path
+    if not (folder / "metrics.csv").is_file():
+        raise MlpcliError(f"{path}: not a run folder (no metrics.csv); give folders written by mlpcli train")
+    try:
+        raw = read_yaml(folder / "config.yaml")
+    except ConfigError as exc:
+        raise MlpcliError(str(exc)) from None
+    status = read_status(folder) or {}
+    rows = read_metrics(folder / "metrics.csv")
+    test = status.get("test_accuracy")
+    return RunRecord(
+        folder, str(status.get("name") or (raw or {}).get("name") or folder.name), str(status.get("status", "unknown")),
+        flatten(raw if isinstance(raw, dict) else {}), rows, test if isinstance(test, (int, float)) else None,
+    )  # fmt: skip
+
+
+def differing_keys(records: list[RunRecord]) -> dict[str, list[Any]]:
+    """Config keys whose values are not the same in every run, with each run's value (None when absent)."""
+    keys = sorted({k for r in records for k in r.config})
+    out = {}
+    for key in keys:
+        values = [r.config.get(key) for r in records]
+        if any(v != values[0] for v in values[1:]):
+            out[key] = values
+    return out
+
+
+def compare(paths: list[Path]) -> dict[str, Any]:
+    """The comparison of runs as one JSON-ready document."""
+    if len(paths) < 2:
+        raise MlpcliError("compare needs at least two runs")
+    records = [load_run(p) for p in paths]
+    return {
+        "runs": [
+            {"folder": str(r.folder), "name": r.name, "status": r.status, "epochs": len(r.rows),
+             "test_accuracy": r.test_accuracy, "final": r.final(), "best": r.best(),
+             "curves": {k: [row.get(k) for row in r.rows] for k in CURVES}}
+            for r in records
+        ],
+        "differences": differing_keys(records),
+    }  # fmt: skip
