@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 from mlpcli.errors import ConfigError
 from mlpcli.nn.activations import ACTIVATIONS, OUTPUTS
@@ -147,7 +147,7 @@ class TrainConfig(StrictModel):
     early_stopping: EarlyStoppingConfig | None = None
     dtype: Literal["float32", "float64"] = "float32"
     diagnostics: bool = Field(False, description="per-layer saturation, dead units and gradient norms each epoch")
-    threads: Union[Literal["auto"], int] = Field(
+    threads: Union[Literal["auto"], StrictInt] = Field(
         "auto", description="BLAS threads: auto (from the free cores, re-decided while training) or a count >= 1"
     )
 
@@ -205,7 +205,9 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
 
 def _describe(error: dict[str, Any]) -> str:
     """One pydantic error as 'path: message (got value)'."""
-    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "int", "float"))))
+    loc = tuple(
+        p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "int", "float", "literal[")))
+    )
     path = ".".join(str(p) for p in loc)
     kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
     got = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""

@@ -73,7 +73,7 @@ class EpochEnd:
 
 @dataclass(frozen=True)
 class Message:
-    """Something worth telling the user once (warnings, notes)."""
+    """Something worth telling the user once: level "warning", "info", or "detail" (only when not quiet)."""
 
     text: str
     level: str = "info"

@@ -114,7 +114,7 @@ class ThreadGovernor:
             self.controller.limit(limits=threads, user_api="blas")
             self.threads, self.reason = threads, reason
             if previous and callable(self.notify):
-                self.notify(Message(f"BLAS threads {previous} -> {threads} ({reason})"))
+                self.notify(Message(f"BLAS threads {previous} -> {threads} ({reason})", "detail"))
 
     def start(self, probe_seconds: float = 0.1) -> None:
         """Decide before training: a fixed count at once, auto after a short look at the machine."""

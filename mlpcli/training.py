@@ -77,6 +77,7 @@ class TrainResult:
     test: Report
     seconds: float
     prepared: Prepared
+    threads: int = 0  # BLAS threads at the end of training
 
 
 def ensure_writable(folder: Path) -> None:
@@ -277,7 +278,7 @@ def _train(
                               notify=lambda e: emit(callbacks, e))  # fmt: skip
     try:
         with governor:
-            emit(callbacks, Message(f"BLAS threads: {governor.threads} ({governor.reason})"))
+            emit(callbacks, Message(f"BLAS threads: {governor.threads} ({governor.reason})", "detail"))
             settings = LoopSettings.from_config(cfg, p.val)
             fit(p.model, optimizer, p.batches, settings, p.state, [save_epoch, governor, *(callbacks or [])])
     except KeyboardInterrupt:
@@ -292,7 +293,7 @@ def _train(
     test = evaluate_arrays(model, p.normalizer, p.dataset.test_x, p.dataset.test_y, cfg.loss)
     best.meta["metrics"] = {**best.meta.get("metrics", {}), "test_loss": test.loss, "test_accuracy": test.accuracy}
     checkpoint.save(best_path, best)
-    return TrainResult(run_dir, best_path, last_path, p.history, test, time.perf_counter() - start, p)
+    return TrainResult(run_dir, best_path, last_path, p.history, test, time.perf_counter() - start, p, governor.threads)
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -32,6 +31,7 @@ from mlpcli.evaluate import evaluate_arrays
 from mlpcli.events import EpochEnd
 from mlpcli.loop import LoopSettings, LoopState, fit
 from mlpcli.nn import MLP, make_optimizer
+from mlpcli.threads import usable_cores
 
 REPO = Path(__file__).resolve().parent.parent
 SIZES = [784, 256, 128, 10]
@@ -211,6 +211,65 @@ def time_to_accuracy(data: Dataset, data_dir: Path | None, target: float = 0.98)
     return reached
 
 
+def _epoch_times(proc: subprocess.Popen) -> tuple[list[float], Any]:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"a benchmark process failed: {err[-500:]}")
+    doc = json.loads(out)
+    return [r["seconds"] for r in doc["history"]], doc.get("threads")
+
+
+def _mlpcli_process(data_dir: Path | None, cwd: Path, epochs: int) -> subprocess.Popen:
+    config = str(REPO / "configs" / "mnist.yaml")
+    args = [sys.executable, "-m", "mlpcli", "train", "-c", config, "--epochs", str(epochs), "--json", "--quiet",
+            "--set", "data.validation=0"]  # fmt: skip
+    args += [f"--set=data.dir={data_dir.resolve()}"] if data_dir else []
+    return subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _torch_process(data_dir: Path | None, cwd: Path, epochs: int) -> subprocess.Popen:
+    args = [sys.executable, __file__, "--torch-worker", str(epochs)]
+    args += ["--data-dir", str(data_dir.resolve())] if data_dir else []
+    return subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def torch_worker(data_dir: Path | None, epochs: int) -> None:
+    """Train PyTorch's version of the network for `epochs` epochs; print {"history": [{"seconds": ...}]}."""
+    data = load_dataset("mnist", data_dir=data_dir)
+    epoch = torch_trainer(data, usable_cores())
+    print(json.dumps({"history": [{"seconds": epoch()} for _ in range(epochs)], "threads": usable_cores()}))
+
+
+def contention(data_dir: Path | None, with_torch: bool, epochs: int = 4) -> dict[str, Any]:
+    """Epoch time alone, beside a busy loop on one core, and two trainings at once; for mlpcli and PyTorch.
+
+    Each is a whole process training configs/mnist.yaml's network; the median of its epochs after
+    the first. The busy neighbour is a Python process spinning `while True: pass`.
+    """
+    makers = {"mlpcli": _mlpcli_process}
+    if with_torch:
+        makers["pytorch"] = _torch_process
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = Path(tmp)
+        for tool, make in makers.items():
+            quiet, threads = _epoch_times(make(data_dir, cwd, epochs))
+            busy_loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            try:
+                busy, busy_threads = _epoch_times(make(data_dir, cwd, epochs))
+            finally:
+                busy_loop.kill()
+                busy_loop.wait()
+            pair = [make(data_dir, cwd, epochs), make(data_dir, cwd, epochs)]
+            both = [_epoch_times(p)[0] for p in pair]
+            q = statistics.median(quiet[1:])
+            b = statistics.median(busy[1:])
+            p2 = max(statistics.median(t[1:]) for t in both)
+            out[tool] = {"quiet_s": q, "busy_s": b, "pair_s": p2, "busy_ratio": b / q, "pair_ratio": p2 / q,
+                         "threads_quiet": threads, "threads_busy": busy_threads}  # fmt: skip
+    return out
+
+
 def blas_info() -> list[dict[str, Any]]:
     """BLAS libraries and thread counts, from threadpoolctl when it is installed."""
     try:
@@ -235,9 +294,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5, help="paired epochs per round (the first is warm-up)")
     parser.add_argument("--skip-accuracy", action="store_true", help="skip the time-to-98%% run")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "bench.json")
+    parser.add_argument("--torch-worker", type=int, metavar="EPOCHS", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.torch_worker:
+        torch_worker(args.data_dir, args.torch_worker)
+        return
     data = load_dataset("mnist", data_dir=args.data_dir)
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = usable_cores()
     flops = gemm_flops_per_epoch(len(data.train_y))
     try:
         import torch
@@ -293,6 +356,7 @@ def main() -> None:
                               tmpdir)  # fmt: skip
 
     augmented = augmentation_ratio(args.data_dir)
+    loads = contention(args.data_dir, torch_version is not None)
     accuracy = None if args.skip_accuracy else time_to_accuracy(data, args.data_dir)
     ratios = [r["ratio"] for r in rounds if r["ratio"] is not None]
     result = {
@@ -318,6 +382,7 @@ def main() -> None:
         "predict_one_wall_s": predict_s,
         "time_to_98": accuracy,
         "augmentation": augmented,
+        "contention": loads,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

@@ -41,7 +41,12 @@ class TrainRenderer:
         from mlpcli.events import BatchEnd, EpochEnd, EpochStart, Message, TrainStart
 
         if isinstance(event, Message):  # failed mirrors are reported by download_progress, once
-            warn(event.text) if event.level == "warning" else note(event.text)
+            if event.level == "warning":
+                warn(event.text)
+            elif event.level != "detail":
+                note(event.text)
+            elif not self.quiet:
+                console.print(event.text, style="dim")
         if self.quiet:
             return
         if isinstance(event, TrainStart):
@@ -100,7 +105,7 @@ class TrainRenderer:
         self._stop_bar()
 
 
-def _header(p: Any) -> None:
+def _header(p: Any, run_dir: Path) -> None:
     from mlpcli.lecture import architecture
 
     cfg = p.cfg
@@ -119,6 +124,13 @@ def _header(p: Any) -> None:
         + (f" after {s.warmup_epochs:g} warm-up epochs" if s.warmup_epochs else "")
         + f"; {cfg.train.epochs} epochs of batch {cfg.train.batch_size}; seed {cfg.seed}"
     )
+    m = cfg.model
+    regular = [f"{k.replace('_', ' ')} {v:g}" for k, v in (("dropout", m.dropout), ("input_dropout", m.input_dropout),
+                                                          ("max_norm", m.max_norm)) if v]  # fmt: skip
+    augment = [f"{k} {v:g}" for k, v in cfg.augment.model_dump().items() if v]
+    if regular or augment:
+        console.print("; ".join(filter(None, [", ".join(regular), "augment " + ", ".join(augment) if augment else ""])))
+    console.print(f"run folder: {run_dir}", style="dim")
 
 
 def _load_train_config(config: Path | None, resume: Path | None, overrides: list[str]) -> Any:
@@ -186,7 +198,7 @@ def train(
                 discard_empty_run_dir(run_dir)  # nothing was trained: leave no empty run behind
             raise
         if not quiet:
-            _header(prepared)
+            _header(prepared, run_dir)
         try:
             result = training.run(prepared, run_dir, resume=resume_ckpt, callbacks=[renderer], lock=lock)
         except training.Interrupted as exc:
@@ -235,6 +247,7 @@ def _summary(result: Any, json_out: bool, quiet: bool) -> None:
         "checkpoint": str(result.checkpoint),
         "last": str(result.last),
         "run_dir": str(result.run_dir),
+        "threads": result.threads,
         "history": rows,
     }
     if json_out:

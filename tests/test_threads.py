@@ -1,0 +1,79 @@
+"""BLAS threads: a fixed count is really used; auto decides from free cores and re-decides."""
+
+from __future__ import annotations
+
+import pytest
+from threadpoolctl import threadpool_info
+
+from mlpcli import training
+from mlpcli.config import load_config
+from mlpcli.errors import ConfigError
+from mlpcli.events import BatchEnd, Message
+from mlpcli.threads import LoadSample, ThreadGovernor, usable_cores
+
+SMALL = ["name=t", "data.dataset=mnist-sample", "data.validation=500", "model.hidden=[32]", "train.epochs=1"]
+
+
+def _blas_threads() -> set[int]:
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_fixed_count_is_what_blas_runs_with_during_training(tmp_path, threads: int) -> None:
+    if threads > usable_cores():
+        pytest.skip(f"this machine lets the process use {usable_cores()} core(s)")
+    before = _blas_threads()
+    seen: list[set[int]] = []
+    events: list[object] = []
+
+    def probe(event: object) -> None:
+        events.append(event)
+        if isinstance(event, BatchEnd):
+            seen.append(_blas_threads())
+
+    cfg = load_config(None, [*SMALL, f"train.threads={threads}"])
+    training.run(training.prepare(cfg), tmp_path / "run", callbacks=[probe])
+    assert seen and all(s == {threads} for s in seen)
+    assert any(isinstance(e, Message) and f"BLAS threads: {threads} (as configured)" in e.text for e in events)
+    assert _blas_threads() == before  # given back afterwards
+
+
+def _governor(cores: int, reserve: int = 0) -> ThreadGovernor:
+    g = ThreadGovernor(None, reserve=reserve)
+    g.cores = cores
+    return g
+
+
+@pytest.mark.parametrize(
+    ("cores", "others", "reserve", "expected"),
+    [
+        (2, 0.0, 0, 2),  # a quiet 2-core machine: both
+        (2, 1.0, 0, 1),  # a busy loop on one core: the other one only
+        (2, 2.0, 0, 1),  # never fewer than one
+        (2, 0.0, 1, 1),  # augmenting: one core left for the batch worker
+        (8, 3.0, 1, 4),
+        (1, 0.0, 1, 1),
+        (2, None, 0, 2),  # load unknown: every usable core
+    ],
+)
+def test_auto_counts_free_cores(cores: int, others: float | None, reserve: int, expected: int) -> None:
+    threads, reason = _governor(cores, reserve).decide(others)
+    assert threads == expected and reason.startswith(f"auto: {cores} cores")
+
+
+def test_auto_redecides_when_the_machine_gets_busy() -> None:
+    g = _governor(2)
+    notes: list[object] = []
+    g.notify = notes.append
+    g.apply(2, "start")
+    g._last = LoadSample(wall=0.0, busy=0.0, own=0.0)
+    g.sample = lambda: LoadSample(wall=1.0, busy=2.0, own=1.0)  # type: ignore[method-assign]
+    g(BatchEnd(1, 1, 0.5, 100))  # in that second another process kept one core busy
+    assert g.threads == 1 and "BLAS threads 2 -> 1" in notes[0].text  # type: ignore[attr-defined]
+    g.stop()
+
+
+@pytest.mark.parametrize("value", ["0", "many", "true", "-2"])
+def test_bad_threads_value_names_the_field(value: str) -> None:
+    with pytest.raises(ConfigError, match="train.threads"):
+        load_config(None, [f"train.threads={value}"])
