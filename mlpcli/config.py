@@ -188,9 +188,9 @@ class ExperimentConfig(StrictModel):
 # ---- loading ---------------------------------------------------------------------------
 
 
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+def _fields_at(loc: tuple[Any, ...], root: type[BaseModel]) -> list[str]:
     """Field names of the section a location points into (for 'did you mean')."""
-    model: Any = ExperimentConfig
+    model: Any = root
     for part in loc[:-1]:
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:
@@ -203,7 +203,7 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     return list(getattr(model, "model_fields", {}))
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: dict[str, Any], root: type[BaseModel]) -> str:
     """One pydantic error as 'path: message (got value)'."""
     loc = tuple(
         p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "int", "float", "literal[")))
@@ -212,8 +212,8 @@ def _describe(error: dict[str, Any]) -> str:
     kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
     got = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
     if kind == "extra_forbidden":
-        close = difflib.get_close_matches(str(loc[-1]), _fields_at(loc), n=1)
-        hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(_fields_at(loc))}"
+        close = difflib.get_close_matches(str(loc[-1]), _fields_at(loc, root), n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(_fields_at(loc, root))}"
         return f"{path}: unknown key{hint}"
     if kind == "missing":
         return f"{path}: is required"
@@ -231,9 +231,9 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{path}: {message}" if path else message
 
 
-def format_validation_error(exc: ValidationError) -> str:
+def format_validation_error(exc: ValidationError, root: type[BaseModel] | None = None) -> str:
     """All problems of a ValidationError on one line, each naming its field."""
-    return "; ".join(dict.fromkeys(_describe(e) for e in exc.errors()))
+    return "; ".join(dict.fromkeys(_describe(e, root or ExperimentConfig) for e in exc.errors()))
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -24,7 +24,7 @@ from mlpcli.errors import MlpcliError
 LOCK_NAME = ".lock"
 STATUS_NAME = "status.json"
 RUN_FILES = ("config.yaml", "metrics.csv", "checkpoint.npz", "last.npz", STATUS_NAME, "curves.png")
-STATES = ("running", "finished", "interrupted", "diverged", "failed")
+STATES = ("running", "finished", "interrupted", "diverged", "failed", "pruned")
 
 
 class RunLocked(MlpcliError):

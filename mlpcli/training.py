@@ -39,6 +39,10 @@ BEST_NAME = "checkpoint.npz"
 LAST_NAME = "last.npz"
 
 
+class Stopped(Exception):
+    """A callback ended training on purpose after an epoch (a sweep pruning an unpromising trial)."""
+
+
 class Interrupted(Exception):
     """Training was interrupted (Ctrl-C); last is the checkpoint to resume from, if any."""
 
@@ -221,7 +225,8 @@ def run(
         write_status(run_dir, status)
         result = _train(p, run_dir, resume, callbacks, status)
     except BaseException as exc:
-        ended = {Interrupted: "interrupted", KeyboardInterrupt: "interrupted", TrainingDiverged: "diverged"}
+        ended = {Interrupted: "interrupted", KeyboardInterrupt: "interrupted", TrainingDiverged: "diverged",
+                 Stopped: "pruned"}  # fmt: skip
         state = next((v for k, v in ended.items() if isinstance(exc, k)), "failed")
         status.update(status=state, ended=now_iso(), error=str(exc) or type(exc).__name__)
         _try_write_status(run_dir, status)

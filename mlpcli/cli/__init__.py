@@ -34,7 +34,7 @@ def _root(
 
 
 def _register() -> None:
-    from mlpcli.cli import data_cmd, eval_cmd, lecture_cmd, runs_cmd, train_cmd
+    from mlpcli.cli import data_cmd, eval_cmd, lecture_cmd, runs_cmd, sweep_cmd, train_cmd
 
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(train_cmd.config_app, name="config")
@@ -44,6 +44,7 @@ def _register() -> None:
     app.command("plot")(train_cmd.plot)
     app.command("runs")(runs_cmd.runs)
     app.command("compare")(runs_cmd.compare)
+    app.command("sweep")(sweep_cmd.sweep)
     app.command("inspect")(lecture_cmd.inspect)
     app.command("gradcheck")(lecture_cmd.gradcheck)
     app.command("trace")(lecture_cmd.trace)

@@ -1,0 +1,161 @@
+"""Where trials run: worker processes on this machine, or Ray tasks on a cluster.
+
+Both look the same to the driver: submit(spec) a trial, wait() for finished ones, drain()
+the epochs workers reported, prune(number) to ask a trial to stop after its current epoch.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import sys
+from typing import Any
+
+from mlpcli.errors import MlpcliError
+from mlpcli.sweep.trial import TrialSpec, run_trial
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: on Linux, end this worker when the sweep's driver dies (even by SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+class _LocalReporter:
+    """Puts epochs on a managed queue; reads the pruned set from a managed dict."""
+
+    def __init__(self, messages: Any, pruned: Any) -> None:
+        self.messages, self.pruned = messages, pruned
+
+    def report(self, number: int, epoch: int, metrics: dict[str, Any]) -> bool:
+        self.messages.put((number, epoch, metrics))
+        return bool(self.pruned.get(number, False))
+
+
+def _local_trial(spec: TrialSpec, reporter: _LocalReporter) -> dict[str, Any]:
+    return run_trial(spec, reporter)
+
+
+class LocalExecutor:
+    """`parallel` worker processes on this machine."""
+
+    needs_files = False
+
+    def __init__(self, parallel: int) -> None:
+        ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited threads or locks
+        self.manager = ctx.Manager()
+        self.reporter = _LocalReporter(self.manager.Queue(), self.manager.dict())
+        self.pool = cf.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx, initializer=_die_with_parent)
+        self.where = f"{parallel} local worker process{'es' if parallel > 1 else ''}"
+
+    def submit(self, spec: TrialSpec) -> Any:
+        return self.pool.submit(_local_trial, spec, self.reporter)
+
+    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any] | BaseException]]:
+        done, _ = cf.wait(handles, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        out: list[tuple[Any, dict[str, Any] | BaseException]] = []
+        for h in done:
+            exc = h.exception()
+            out.append((h, exc if exc is not None else h.result()))
+        return out
+
+    def drain(self) -> list[tuple[int, int, dict[str, Any]]]:
+        out = []
+        while not self.reporter.messages.empty():
+            out.append(self.reporter.messages.get_nowait())
+        return out
+
+    def prune(self, number: int) -> None:
+        self.reporter.pruned[number] = True
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.manager.shutdown()
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise MlpcliError("--executor ray needs Ray: pip install '.[ray]' (or pip install ray)") from None
+    return ray
+
+
+class RayExecutor:
+    """Trials as Ray tasks on the cluster at `address`; results and epochs come back to this driver."""
+
+    needs_files = True  # no shared filesystem: a trial's files travel back with its result
+
+    def __init__(self, address: str | None, threads: int) -> None:
+        ray = self.ray = _import_ray()
+        try:
+            ray.init(address=address or "auto", log_to_driver=False, logging_level="ERROR")
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = address or "RAY_ADDRESS / a local cluster"
+            raise MlpcliError(
+                f"cannot connect to a Ray cluster at {where}: {exc}; start one with ray start --head"
+            ) from None
+
+        @ray.remote(num_cpus=0)
+        class Control:  # an actor holding reported epochs and the pruned set
+            def __init__(self) -> None:
+                self.messages: list[tuple[int, int, dict[str, Any]]] = []
+                self.pruned: set[int] = set()
+
+            def report(self, number: int, epoch: int, metrics: dict[str, Any]) -> bool:
+                self.messages.append((number, epoch, metrics))
+                return number in self.pruned
+
+            def drain(self) -> list[tuple[int, int, dict[str, Any]]]:
+                out, self.messages = self.messages, []
+                return out
+
+            def prune(self, number: int) -> None:
+                self.pruned.add(number)
+
+        self.control = Control.remote()
+        self.task = ray.remote(num_cpus=threads, max_retries=0)(_ray_trial)
+        resources = ray.cluster_resources()
+        self.where = f"Ray cluster {address or 'auto'} ({int(resources.get('CPU', 0))} CPUs)"
+
+    def submit(self, spec: TrialSpec) -> Any:
+        return self.task.remote(spec, self.control)
+
+    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any] | BaseException]]:
+        done, _ = self.ray.wait(handles, num_returns=1, timeout=timeout)
+        out: list[tuple[Any, dict[str, Any] | BaseException]] = []
+        for h in done:
+            try:
+                out.append((h, self.ray.get(h)))
+            except Exception as exc:  # a task that died: its trial failed, the sweep goes on
+                out.append((h, exc))
+        return out
+
+    def drain(self) -> list[tuple[int, int, dict[str, Any]]]:
+        return self.ray.get(self.control.drain.remote())
+
+    def prune(self, number: int) -> None:
+        self.control.prune.remote(number)
+
+    def shutdown(self) -> None:
+        self.ray.shutdown()
+
+
+class _RayReporter:
+    def __init__(self, control: Any) -> None:
+        self.control = control
+
+    def report(self, number: int, epoch: int, metrics: dict[str, Any]) -> bool:
+        import ray
+
+        return bool(ray.get(self.control.report.remote(number, epoch, metrics)))
+
+
+def _ray_trial(spec: TrialSpec, control: Any) -> dict[str, Any]:
+    return run_trial(spec, _RayReporter(control))

@@ -1,0 +1,84 @@
+"""One sweep trial, as a worker runs it: an ordinary training run, reporting each epoch to the driver.
+
+This runs in a worker process (local) or a Ray task (cluster); it imports nothing of Optuna
+or Ray. What it needs arrives in a TrialSpec; what it found goes back as a plain dict.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mlpcli import training
+from mlpcli.config import config_from_dict
+from mlpcli.errors import MlpcliError, TrainingDiverged
+from mlpcli.events import EpochEnd
+
+RUN_FILES = ("config.yaml", "metrics.csv", "checkpoint.npz", "last.npz", "status.json")
+
+
+class Reporter(Protocol):
+    """Carries a trial's epochs to the driver; report() says whether the driver wants it stopped."""
+
+    def report(self, number: int, epoch: int, metrics: dict[str, Any]) -> bool: ...
+
+
+@dataclass
+class TrialSpec:
+    """Everything a worker needs to run trial `number`."""
+
+    number: int
+    sweep: str
+    config: dict[str, Any]  # the base config, raw
+    overrides: list[str]  # the trial's parameters, as --set overrides
+    params: dict[str, Any]
+    metric: str
+    maximize: bool
+    run_dir: str | None  # None: run in a temporary folder and send the files back (no shared filesystem)
+    offline: bool = False
+    labels: dict[str, Any] = field(default_factory=dict)
+
+
+def best_value(rows: list[dict[str, Any]], metric: str, maximize: bool) -> float | None:
+    """The trial's value: the best epoch's metric."""
+    values = [r[metric] for r in rows if r.get(metric) is not None]
+    if not values:
+        return None
+    return max(values) if maximize else min(values)
+
+
+def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Train one trial; returns number, state (complete, pruned, failed), value, reason, history, run_dir, files."""
+    folder = Path(spec.run_dir) if spec.run_dir else Path(tempfile.mkdtemp(prefix=f"mlpcli-trial-{spec.number}-"))
+    result: dict[str, Any] = {"number": spec.number, "state": "failed", "value": None, "reason": None,
+                              "history": [], "run_dir": spec.run_dir, "files": None}  # fmt: skip
+
+    def on_event(event: object) -> None:
+        if isinstance(event, EpochEnd) and reporter is not None:
+            if reporter.report(spec.number, event.epoch, event.metrics):
+                raise training.Stopped(f"pruned after epoch {event.epoch}")
+
+    prepared = None
+    try:
+        cfg = config_from_dict(spec.config, f"trial {spec.number}", spec.overrides)
+        prepared = training.prepare(cfg, offline=spec.offline)
+        training.run(prepared, folder, callbacks=[on_event], labels={"sweep": spec.sweep, "trial": spec.number})
+        result["state"] = "complete"
+    except training.Stopped as exc:
+        result.update(state="pruned", reason=str(exc))
+    except (TrainingDiverged, MlpcliError) as exc:
+        result["reason"] = str(exc)
+    except training.Interrupted as exc:
+        result["reason"] = str(exc)
+    except Exception as exc:  # a worker must report, not vanish: the sweep goes on
+        result["reason"] = f"{type(exc).__name__}: {exc}"
+    if prepared is not None:
+        result["history"] = prepared.history.rows
+        result["value"] = best_value(prepared.history.rows, spec.metric, spec.maximize)
+    if spec.run_dir is None:
+        result["files"] = {n: (folder / n).read_bytes() for n in RUN_FILES if (folder / n).is_file()}
+        shutil.rmtree(folder, ignore_errors=True)
+    return result

@@ -1,0 +1,227 @@
+"""Sweeps: the file format, the local executor, resuming after kill -9, pruning, and a real Ray head."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlpcli.cli import app
+from mlpcli.runs import list_runs
+from mlpcli.threads import usable_cores
+
+pytest.importorskip("optuna", reason="the sweep extra (optuna) is not installed: pip install '.[sweep]'")
+
+QUICKSTART = Path(__file__).parent.parent / "configs" / "quickstart.yaml"
+
+
+def invoke(*args: str):  # noqa: ANN201
+    return CliRunner().invoke(app, list(args))
+
+
+def _sweep_file(tmp_path: Path, body: str, name: str = "s") -> Path:
+    base = tmp_path / "base.yaml"
+    base.write_text(QUICKSTART.read_text().replace("epochs: 8", "epochs: 2").replace("[128]", "[16]"))
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\nbase: base.yaml\n" + body)
+    return path
+
+
+GRID = """method: grid
+metric: {name: val_accuracy, goal: maximize}
+parameters:
+  model.activation: {values: [relu, tanh]}
+  optimizer.lr: {values: [0.05, 0.1]}
+budget: {parallel: 2}
+"""
+
+
+def _by_params(doc: dict) -> dict[tuple, dict]:
+    return {tuple(sorted(t["params"].items())): t for t in doc["trials"]}
+
+
+def test_a_grid_runs_every_combination_once_as_ordinary_runs(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("sweep", str(_sweep_file(tmp_path, GRID)), "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert len(doc["trials"]) == 4 and all(t["state"] == "complete" for t in doc["trials"])
+    combos = {(t["params"]["model.activation"], t["params"]["optimizer.lr"]) for t in doc["trials"]}
+    assert combos == {("relu", 0.05), ("relu", 0.1), ("tanh", 0.05), ("tanh", 0.1)}
+    assert doc["best"]["value"] == max(t["value"] for t in doc["trials"])
+    assert Path(doc["best"]["checkpoint"]).is_file()
+    assert json.loads((tmp_path / "runs/sweeps/s/summary.json").read_text())["ranked"] == doc["ranked"]
+    rows = list_runs(tmp_path / "runs")
+    assert len(rows) == 4 and {r.sweep for r in rows} == {"s"} and all(r.status == "finished" for r in rows)
+    # each trial's value is its run's best validation accuracy
+    for t in doc["trials"]:
+        status = json.loads((Path(t["run_dir"]) / "status.json").read_text())
+        assert status["best_val_accuracy"] == pytest.approx(t["value"])
+        threads = max(1, usable_cores() // 2)  # two at a time: together they never oversubscribe the cores
+        assert f"threads: {threads}" in (Path(t["run_dir"]) / "config.yaml").read_text()
+    text = invoke("sweep", str(tmp_path / "s.yaml")).stdout  # done already: nothing runs again, the table shows
+    assert "trials ranked by val_accuracy" in text and "best: trial" in text
+
+
+def test_invalid_trials_are_listed_one_line_each_before_anything_runs(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    body = """method: grid
+parameters:
+  loss: {values: [cross_entropy, bce, mse]}
+  optimizer.lr: {values: [0.1, -1]}
+"""
+    result = invoke("sweep", str(_sweep_file(tmp_path, body)))
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 4  # bce with softmax (x2 learning rates) and lr -1 (x2 other losses)
+    assert sum("optimizer.lr: must be > 0" in line for line in lines) == 3  # every loss with lr -1
+    assert all("loss: bce needs model.output sigmoid" in line or "optimizer.lr" in line for line in lines)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "method: grid\nparameters:\n  optimizer.lr: {distribution: log_uniform, min: 0.001, max: 0.1}\n",
+            "a grid sweep needs values",
+        ),
+        ("method: random\nparameters:\n  optimizer.lr: {distribution: log_uniform, min: 0, max: 0.1}\n", "min > 0"),
+        ("method: annealing\nparameters:\n  loss: {values: [mse]}\n", "method: must be one of"),
+        ("parameters:\n  loss: {values: [mse]}\nbudget: {paralel: 2}\n", "did you mean parallel?"),
+        ("parameters: {}\n", "parameters"),
+    ],
+)
+def test_bad_sweep_files_name_the_key(tmp_path, monkeypatch, body: str, message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("sweep", str(_sweep_file(tmp_path, body)))
+    assert result.exit_code == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    body = (
+        "method: grid\nparameters:\n  optimizer.lr: {values: [0.05, 1000.0]}\n  model.activation: {values: [linear]}\n"
+    )
+    doc = json.loads(invoke("sweep", str(_sweep_file(tmp_path, body)), "--json").stdout)
+    states = {t["params"]["optimizer.lr"]: t for t in doc["trials"]}
+    assert states[0.05]["state"] == "complete"
+    assert states[1000.0]["state"] == "failed" and "the loss became" in states[1000.0]["reason"]
+
+
+def test_a_random_search_with_pruning(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    body = """method: random
+parameters:
+  optimizer.lr: {distribution: log_uniform, min: 0.00001, max: 0.1}
+  train.epochs: {values: [4]}
+budget: {trials: 6, parallel: 1}
+early_terminate: {type: median, min_epochs: 1}
+seed: 3
+"""
+    doc = json.loads(invoke("sweep", str(_sweep_file(tmp_path, body)), "--json").stdout)
+    assert len(doc["trials"]) == 6 and all(1e-5 <= t["params"]["optimizer.lr"] <= 0.1 for t in doc["trials"])
+    finished = [t for t in doc["trials"] if t["state"] in ("complete", "pruned")]
+    assert len(finished) == 6
+    for t in doc["trials"][2:]:  # after two complete trials, a clearly worse one is stopped early
+        if t["state"] == "pruned":
+            rows = (Path(t["run_dir"]) / "metrics.csv").read_text().strip().splitlines()
+            assert len(rows) - 1 < 4
+            assert json.loads((Path(t["run_dir"]) / "status.json").read_text())["status"] == "pruned"
+
+
+def test_kill_9_midway_then_the_same_command_finishes_every_trial_once(tmp_path) -> None:
+    body = GRID.replace("budget: {parallel: 2}", "budget: {parallel: 1}").replace("[0.05, 0.1]", "[0.05, 0.1, 0.2]")
+    sweep = _sweep_file(tmp_path, body)
+    (tmp_path / "base.yaml").write_text((tmp_path / "base.yaml").read_text().replace("epochs: 2", "epochs: 30"))
+    cmd = [sys.executable, "-m", "mlpcli", "sweep", str(sweep), "--json"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    trials = tmp_path / "runs" / "sweeps" / "s" / "trials"
+    while proc.poll() is None:  # kill once the second trial has started training
+        started = [d for d in trials.glob("*") if (d / "status.json").exists()] if trials.exists() else []
+        if len(started) >= 2:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    combos = [(t["params"]["model.activation"], t["params"]["optimizer.lr"]) for t in doc["trials"]]
+    assert sorted(combos) == sorted((a, lr) for a in ("relu", "tanh") for lr in (0.05, 0.1, 0.2))  # each once
+    assert all(t["state"] == "complete" for t in doc["trials"])
+    assert "again" in result.stderr  # it said it resumed and re-ran what was running
+
+
+def test_missing_extras_are_one_line(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    sweep = _sweep_file(tmp_path, GRID)
+    monkeypatch.setitem(sys.modules, "ray", None)
+    result = invoke("sweep", str(sweep), "--executor", "ray", "--address", "127.0.0.1:1")
+    assert result.exit_code == 1 and "pip install '.[ray]'" in result.stderr
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    result = invoke("sweep", str(sweep))
+    assert result.exit_code == 1 and "pip install '.[sweep]'" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(tmp_path):  # noqa: ANN201
+    pytest.importorskip("ray", reason="the ray extra is not installed: pip install '.[ray]'")
+    ray_bin = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+    port = _free_port()
+    head = subprocess.Popen(
+        [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+         "--include-dashboard", "false", "--disable-usage-stats", "--block"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+    )  # fmt: skip
+    try:
+        for _ in range(600):  # wait for the head's port (no time limit on the test itself)
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if head.poll() is not None:
+                pytest.fail("ray start --head exited")
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        # its own process group (its pid): the head and what it started, nothing else; `ray start --block`
+        # shuts its processes down on SIGINT in a second or two (SIGTERM leaves it waiting)
+        os.killpg(head.pid, signal.SIGINT)
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+
+
+def test_ray_runs_the_same_grid_with_the_same_results(tmp_path, monkeypatch, ray_head) -> None:
+    monkeypatch.chdir(tmp_path)
+    sweep = _sweep_file(tmp_path, GRID)
+    local = json.loads(invoke("sweep", str(sweep), "--out", "local", "--json").stdout)
+    args = ["sweep", str(sweep), "--executor", "ray", "--address", ray_head, "--out", "cluster", "--json"]
+    result = subprocess.run([sys.executable, "-m", "mlpcli", *args], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    remote = json.loads(result.stdout)
+    a, b = _by_params(local), _by_params(remote)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert b[key]["state"] == "complete" and b[key]["value"] == a[key]["value"]
+        # the run folder came back to the driver: no shared filesystem needed
+        assert (Path(b[key]["run_dir"]) / "checkpoint.npz").is_file()
+        assert (Path(b[key]["run_dir"]) / "metrics.csv").read_text().count("\n") == 3
