@@ -42,9 +42,14 @@ class StrictModel(BaseModel):
 class DataConfig(StrictModel):
     """Where the digits come from and how they are prepared."""
 
-    dataset: str = Field("mnist", description="mnist | fashion-mnist | mnist-sample | a folder holding the 4 IDX files")
+    dataset: str = Field(
+        "mnist", description="mnist | fashion-mnist | mnist-sample | a folder of the 4 IDX files | a labelled .csv file"
+    )
     dir: Path | None = Field(
         None, description="read the dataset's four IDX files from this folder instead of the cache"
+    )
+    test: Path | None = Field(
+        None, description="a labelled CSV file (label,pixel0,...) to use as the test split (e.g. with a CSV dataset)"
     )
     validation: Union[int, float] = Field(
         5000, description="held out from the training split: a count (>= 0) or a fraction in [0, 1)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -28,9 +29,15 @@ MIN_CONTRAST = 0.15
 NOISY = 0.02  # background noise (std) above which a photo is median-filtered first
 
 
-def load_gray(path: Path) -> np.ndarray:
-    """A picture as float32 gray (h, w) in [0, 1] (0 black, 1 white); transparency composited onto white."""
+def load_gray(path: Path | BinaryIO, name: str | None = None) -> np.ndarray:
+    """A picture as float32 gray (h, w) in [0, 1] (0 black, 1 white); transparency composited onto white.
+
+    path may be an open binary file (an upload); `name` is what error messages call it.
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if name is None:
+        name = str(path)
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
@@ -43,15 +50,15 @@ def load_gray(path: Path) -> np.ndarray:
                 img.load()
                 return _to_gray(ImageOps.exif_transpose(img))  # phones store photos sideways plus a rotation tag
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
+        raise ImageError(f"{name}: no such file") from None
     except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder") from None
+        raise ImageError(f"{name}: is a folder") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP)") from None
+        raise ImageError(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP)") from None
     except Image.DecompressionBombError:
-        raise ImageError(f"{path}: too large ({MAX_PIXELS:,} pixels at most)") from None
+        raise ImageError(f"{name}: too large ({MAX_PIXELS:,} pixels at most)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{path}: cannot decode the image ({exc}); is the file truncated?") from None
+        raise ImageError(f"{name}: cannot decode the image ({exc}); is the file truncated?") from None
 
 
 def _to_gray(img: object) -> np.ndarray:
@@ -246,7 +253,9 @@ def raw_image(gray: np.ndarray, name: str) -> np.ndarray:
     return gray.astype(np.float32)
 
 
-def prepare_image(path: Path, raw: bool = False) -> np.ndarray:
-    """Read path and return the (28, 28) float32 image in [0, 1] the network will see."""
-    gray = load_gray(path)
-    return raw_image(gray, str(path)) if raw else mnist_preprocess(gray, str(path))
+def prepare_image(path: Path | BinaryIO, raw: bool = False, name: str | None = None) -> np.ndarray:
+    """Read path (or an open binary file called `name`) and return the (28, 28) float32 image in [0, 1]
+    the network will see."""
+    name = str(path) if name is None else name
+    gray = load_gray(path, name)
+    return raw_image(gray, name) if raw else mnist_preprocess(gray, name)

@@ -153,3 +153,27 @@ def weight_stats(ckpt: Checkpoint, near_zero: float = 1e-3) -> list[dict[str, An
                     "min": float(a.min()), "max": float(a.max()),
                     "near_zero": float(np.mean(np.abs(a) < near_zero))})  # fmt: skip
     return out
+
+
+def weight_templates(params: dict[str, np.ndarray], limit: int | None = None) -> dict[str, Any]:
+    """The first layer's incoming weight vectors as square images, strongest-contributing units first.
+
+    A hidden unit j's contribution is ||W1[:, j]|| * ||W2[j, :]|| (how much it can move the next layer);
+    with no hidden layer the templates are the classes' own weight vectors, in class order.
+    Inputs that are not a square image (a toy network) have no templates: kind "matrices".
+    """
+    W1 = params["W1"].astype(np.float64)  # (inputs, units)
+    side = int(round(np.sqrt(W1.shape[0])))
+    if side * side != W1.shape[0]:
+        return {"kind": "matrices", "side": None, "units": []}
+    incoming = np.linalg.norm(W1, axis=0)
+    if "W2" in params:
+        score = incoming * np.linalg.norm(params["W2"].astype(np.float64), axis=1)
+        order = np.argsort(-score, kind="stable")
+        kind = "hidden"
+    else:
+        score, order, kind = incoming, np.arange(W1.shape[1]), "classes"
+    units = [
+        {"unit": int(j), "score": float(score[j]), "template": W1[:, j].reshape(side, side)} for j in order[:limit]
+    ]
+    return {"kind": kind, "side": side, "units": units}

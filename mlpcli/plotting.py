@@ -76,3 +76,24 @@ def write_compare_png(runs: list[dict[str, Any]], out: Path) -> Path:
         fig.savefig(fh, format="png", dpi=100)
     plt.close(fig)
     return out
+
+
+def write_templates_png(units: list[dict[str, Any]], out: Path, title: str = "") -> Path:
+    """Weight templates in a grid, diverging colors (red negative, blue positive), each on its own scale."""
+    plt = _pyplot()
+    cols = min(len(units), 8)
+    rows = -(-len(units) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.7 * rows + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, u in zip(axes.ravel(), units):
+        t = u["template"]
+        peak = float(abs(t).max()) or 1.0
+        ax.imshow(t, cmap="RdBu_r", vmin=-peak, vmax=peak)
+        ax.set_title(f"unit {u['unit']}", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_open(out, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=100)
+    plt.close(fig)
+    return out

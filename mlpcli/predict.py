@@ -76,3 +76,11 @@ def predict_paths(
     classes = ckpt.classes
     preds = [Prediction(str(p), img, pr, classes[int(np.argmax(pr))]) for p, img, pr in zip(ok, images, probs)]
     return preds, failures
+
+
+def predict_csv(ckpt: Checkpoint, path: Path) -> np.ndarray:
+    """Probabilities (n, k) for every row of a CSV of 28x28 digits (label column ignored), used as they are."""
+    from mlpcli.data.csvfile import read_csv_digits
+
+    x, _ = read_csv_digits(path, len(ckpt.classes))
+    return predict_images(ckpt, x.reshape(x.shape[0], 28, 28).astype(np.float32) / 255.0)

@@ -78,7 +78,7 @@ class TrainResult:
     checkpoint: Path
     last: Path
     history: History
-    test: Report
+    test: Report | None  # None when the dataset has no test split
     seconds: float
     prepared: Prepared
     threads: int = 0  # BLAS threads at the end of training
@@ -98,7 +98,11 @@ def ensure_writable(folder: Path) -> None:
 
 def prepare(cfg: ExperimentConfig, *, offline: bool = False, callbacks: list[Callback] | None = None) -> Prepared:
     """Load and split the data, fit the normalization on the training part, build model and optimizer."""
-    dataset = load_dataset(cfg.data.dataset, data_dir=cfg.data.dir, offline=offline, callbacks=callbacks)
+    dataset = load_dataset(cfg.data.dataset, data_dir=cfg.data.dir, offline=offline, callbacks=callbacks,
+                           test=cfg.data.test)  # fmt: skip
+    if len(dataset.test_y) == 0:
+        emit(callbacks, Message(f"{dataset.name} has no test split (set data.test to a labelled CSV): "
+                                "the run ends without a test report"))  # fmt: skip
     # One seed, four independent streams; adding the fourth (augmentation) left the first three as they were.
     split_rng, init_rng, train_rng, augment_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(4)
@@ -234,7 +238,9 @@ def run(
     finally:
         if lock is None:
             held.release()
-    status.update(status="finished", ended=now_iso(), test_accuracy=result.test.accuracy, test_loss=result.test.loss)
+    test = result.test
+    status.update(status="finished", ended=now_iso(), test_accuracy=test.accuracy if test else None,
+                  test_loss=test.loss if test else None)  # fmt: skip
     _try_write_status(run_dir, status)
     return result
 
@@ -293,11 +299,12 @@ def _train(
         raise TrainingDiverged(f"{exc}{kept}") from None
     if not best_path.exists():  # resumed a finished run, or zero epochs left
         _save(p, best_path, optimizer.state_dict(), p.history.rows[-1] if p.history.rows else None)
-    best = checkpoint.load(best_path)
-    model = checkpoint.to_model(best)
-    test = evaluate_arrays(model, p.normalizer, p.dataset.test_x, p.dataset.test_y, cfg.loss)
-    best.meta["metrics"] = {**best.meta.get("metrics", {}), "test_loss": test.loss, "test_accuracy": test.accuracy}
-    checkpoint.save(best_path, best)
+    test = None
+    if len(p.dataset.test_y):
+        best = checkpoint.load(best_path)
+        test = evaluate_arrays(checkpoint.to_model(best), p.normalizer, p.dataset.test_x, p.dataset.test_y, cfg.loss)
+        best.meta["metrics"] = {**best.meta.get("metrics", {}), "test_loss": test.loss, "test_accuracy": test.accuracy}
+        checkpoint.save(best_path, best)
     return TrainResult(run_dir, best_path, last_path, p.history, test, time.perf_counter() - start, p, governor.threads)
 
 

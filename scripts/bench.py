@@ -185,14 +185,16 @@ def wall_time(cmd: list[str], cwd: Path, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def time_to_accuracy(data: Dataset, data_dir: Path | None, target: float = 0.98) -> dict[str, Any]:
-    """Train configs/mnist.yaml; the training seconds (evaluation excluded) until test accuracy first reaches target."""
+def time_to_accuracy(
+    data: Dataset, data_dir: Path | None, target: float = 0.98, config: str = "mnist.yaml"
+) -> dict[str, Any]:
+    """Train a config; the training seconds (evaluation excluded) until test accuracy first reaches target."""
     from mlpcli import training
 
-    cfg = load_config(REPO / "configs" / "mnist.yaml", [f"data.dir={data_dir}"] if data_dir else [])
+    cfg = load_config(REPO / "configs" / config, [f"data.dir={data_dir}"] if data_dir else [])
     prepared = training.prepare(cfg)
     trained = 0.0
-    reached: dict[str, Any] = {"target": target, "seconds": None, "epoch": None, "curve": []}
+    reached: dict[str, Any] = {"config": config, "target": target, "seconds": None, "epoch": None, "curve": []}
 
     def on_event(event: object) -> None:
         nonlocal trained
@@ -358,6 +360,7 @@ def main() -> None:
     augmented = augmentation_ratio(args.data_dir)
     loads = contention(args.data_dir, torch_version is not None)
     accuracy = None if args.skip_accuracy else time_to_accuracy(data, args.data_dir)
+    accuracy99 = None if args.skip_accuracy else time_to_accuracy(data, args.data_dir, 0.99, "mnist-augmented.yaml")
     ratios = [r["ratio"] for r in rounds if r["ratio"] is not None]
     result = {
         "machine": {
@@ -381,6 +384,7 @@ def main() -> None:
         "help_wall_s": help_s,
         "predict_one_wall_s": predict_s,
         "time_to_98": accuracy,
+        "time_to_99": accuracy99,
         "augmentation": augmented,
         "contention": loads,
     }
@@ -406,6 +410,11 @@ def _table(r: dict[str, Any]) -> None:
         ("mlpcli --help, whole process", fmt(r["help_wall_s"], ".2f") + " s", "target <= 0.3 s"),
         ("mlpcli predict one.png, whole process", fmt(r["predict_one_wall_s"], ".2f") + " s", "target <= 0.8 s"),
         ("training time to 98.0 % test accuracy", fmt(acc.get("seconds"), ".1f") + " s", "target <= 30 s"),
+        (
+            "training time to 99.0 %, configs/mnist-augmented.yaml",
+            fmt((r["time_to_99"] or {}).get("seconds"), ".1f") + " s",
+            "target <= 120 s",
+        ),
         (
             "augmented / plain epoch (rotate, scale, shift, elastic)",
             fmt(r["augmentation"]["ratio"], ".2f"),

@@ -13,7 +13,7 @@ app = typer.Typer(
     help="Train, evaluate and use multi-layer perceptrons on MNIST-style digits (a from-scratch NumPy network).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -34,7 +34,7 @@ def _root(
 
 
 def _register() -> None:
-    from mlpcli.cli import data_cmd, eval_cmd, lecture_cmd, runs_cmd, sweep_cmd, train_cmd
+    from mlpcli.cli import data_cmd, eval_cmd, export_cmd, lecture_cmd, runs_cmd, serve_cmd, sweep_cmd, train_cmd
 
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(train_cmd.config_app, name="config")
@@ -45,6 +45,8 @@ def _register() -> None:
     app.command("runs")(runs_cmd.runs)
     app.command("compare")(runs_cmd.compare)
     app.command("sweep")(sweep_cmd.sweep)
+    app.command("export")(export_cmd.export)
+    app.command("serve")(serve_cmd.serve)
     app.command("inspect")(lecture_cmd.inspect)
     app.command("gradcheck")(lecture_cmd.gradcheck)
     app.command("trace")(lecture_cmd.trace)
@@ -55,4 +57,4 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    app(prog_name="mlpcli")  # also under python -m mlpcli: one name for help and shell completion

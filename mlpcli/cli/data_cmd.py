@@ -9,11 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
+from mlpcli.cli import complete
 from mlpcli.cli.render import console, err_console, print_json, user_errors
 
 app = typer.Typer(help="Fetch, verify, locate, import and look at datasets.", no_args_is_help=True)
 
-DatasetArg = Annotated[str, typer.Argument(help="mnist or fashion-mnist.")]
+DatasetArg = Annotated[str, typer.Argument(help="mnist or fashion-mnist.", autocompletion=complete.datasets)]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never touch the network (also MLPCLI_OFFLINE=1).")]
 
 
@@ -182,7 +183,9 @@ def import_(
 
 @app.command("show")
 def show(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Experiment YAML file.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Experiment YAML file.", autocompletion=complete.configs)
+    ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key (repeatable).")] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, max=60, help="How many digits.")] = 8,
     seed: Annotated[int | None, typer.Option("--seed", help="Override seed (another draw).")] = None,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mlpcli.cli import complete
 from mlpcli.cli.render import bar, console, digit_block, digit_grid, err_console, note, print_json, user_errors
 
 
@@ -30,10 +31,16 @@ def resolve_checkpoint(given: Path | None) -> Path:
 
 def eval_command(
     checkpoint: Annotated[
-        Path | None, typer.Argument(help="A checkpoint .npz (default: the newest under ./runs).")
+        Path | None,
+        typer.Argument(
+            help="A checkpoint .npz (default: the newest finished run).", autocompletion=complete.checkpoints
+        ),
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option("--dataset", help="Dataset name or folder (default: the checkpoint's).")
+        str | None,
+        typer.Option(
+            "--dataset", help="Dataset name or folder (default: the checkpoint's).", autocompletion=complete.datasets
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Read the dataset's IDX files from this folder.")
@@ -131,19 +138,32 @@ def _confusion_table(cm: Any) -> Any:
 
 
 def predict(
-    images: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files, folders of images, or one CSV file of digits.")],
     checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", "-c", help="Checkpoint (default: newest under ./runs).")
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            help="Checkpoint (default: the newest finished run).",
+            autocompletion=complete.checkpoints,
+        ),
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many classes to list.")] = 3,
     raw: Annotated[bool, typer.Option("--raw", help="Skip MNIST preprocessing (28x28, light ink on black).")] = False,
     show: Annotated[bool | None, typer.Option("--show/--no-show", help="Draw the 28x28 the network saw.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    submission: Annotated[
+        Path | None, typer.Option("--submission", help="With a CSV input: write Kaggle's ImageId,Label file here.")
+    ] = None,
 ) -> None:
-    """Which digit is in each picture, and how sure the network is."""
+    """Which digit is in each picture, and how sure the network is (or every row of a Kaggle-style CSV)."""
     from mlpcli import checkpoint as ckpt_mod
     from mlpcli.predict import LOW_CONFIDENCE, expand_inputs, predict_paths
 
+    csv_inputs = [p for p in images if p.suffix.lower() == ".csv"]
+    if csv_inputs or submission is not None:
+        _predict_csv(images, checkpoint, submission, json_out)
+        return
     with user_errors():
         ckpt = ckpt_mod.load(resolve_checkpoint(checkpoint))
         paths = expand_inputs(images)
@@ -173,3 +193,40 @@ def predict(
                 console.print(f"  {ckpt.classes[cls]:>12} {bar(prob)} {prob:6.1%}")
     if failures:
         raise typer.Exit(1)
+
+
+def _predict_csv(inputs: list[Path], checkpoint: Path | None, submission: Path | None, json_out: bool) -> None:
+    """Every row of one CSV file of 28x28 digits (Kaggle's test.csv), as is: no picture preprocessing."""
+    from mlpcli import checkpoint as ckpt_mod
+    from mlpcli.errors import MlpcliError
+    from mlpcli.predict import predict_csv
+
+    with user_errors():
+        if len(inputs) != 1 or inputs[0].suffix.lower() != ".csv":
+            raise MlpcliError("a CSV input is predicted alone: give one .csv file (--submission needs one)")
+        ckpt = ckpt_mod.load(resolve_checkpoint(checkpoint))
+        probs = predict_csv(ckpt, inputs[0])
+        predictions = probs.argmax(axis=1)
+        if submission is not None:
+            from mlpcli.data.csvfile import write_submission
+
+            write_submission(submission, predictions)
+    if json_out:
+        print_json([
+            {"row": i + 1, "prediction": int(p), "label": ckpt.classes[int(p)], "confidence": float(probs[i, p]),
+             "probabilities": [float(v) for v in probs[i]]}
+            for i, p in enumerate(predictions)
+        ])  # fmt: skip
+        return
+    per_class = np_bincount(predictions, len(ckpt.classes))
+    counts = ", ".join(f"{ckpt.classes[c]}: {n}" for c, n in enumerate(per_class))
+    console.print(f"{inputs[0]}: {len(predictions):,} rows predicted ({counts})")
+    if submission is not None:
+        console.print(f"wrote {submission} (ImageId,Label; {len(predictions):,} rows)")
+
+
+def np_bincount(values: Any, length: int) -> list[int]:
+    """How many times each class was predicted."""
+    import numpy as np
+
+    return np.bincount(values, minlength=length).tolist()

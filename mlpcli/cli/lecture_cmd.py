@@ -23,6 +23,13 @@ def inspect(
         Path, typer.Argument(help="An experiment config, a network file (configs/toy.yaml) or a checkpoint.")
     ],
     json_out: JsonOpt = False,
+    weights: Annotated[
+        bool, typer.Option("--weights", help="Draw what the first layer learned (28x28 templates), or the matrices.")
+    ] = False,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="With --weights: how many units.")] = 12,
+    png: Annotated[
+        Path | None, typer.Option("--png", help="With --weights: also write the templates as a PNG.")
+    ] = None,
 ) -> None:
     """Architecture and parameter counts (as the lecture counts them); checkpoints add metadata and weights."""
     from mlpcli import checkpoint
@@ -30,6 +37,9 @@ def inspect(
     from mlpcli.lecture import architecture, weight_stats
     from mlpcli.network_file import is_network_file, load_network
 
+    if weights or png is not None:
+        _inspect_weights(path, count, png, json_out)
+        return
     with user_errors():
         doc: dict[str, Any] = {"path": str(path)}
         if path.suffix == ".npz":
@@ -210,3 +220,68 @@ def _render_trace(doc: dict[str, Any]) -> None:
     for layer in layers:
         l = layer["layer"]
         console.print(f" W{l} = {_fmt(layer['W_new'])};  b{l} = {_fmt(layer['b_new'])}")
+
+
+def _inspect_weights(path: Path, count: int, png: Path | None, json_out: bool) -> None:
+    """What the weights learned: first-layer templates of a checkpoint, or the matrices of a small network."""
+    from mlpcli import checkpoint
+    from mlpcli.errors import MlpcliError
+    from mlpcli.lecture import network_model, weight_templates
+    from mlpcli.network_file import is_network_file, load_network
+
+    with user_errors():
+        if path.suffix == ".npz":
+            ckpt = checkpoint.load(path)
+            params, classes = ckpt.params, ckpt.classes
+        elif is_network_file(path):
+            params, classes = network_model(load_network(path)).params, []
+        else:
+            raise MlpcliError(f"{path}: an experiment config has no weights; give a checkpoint or a network file")
+        found = weight_templates(params, count)
+        if png is not None:
+            if found["kind"] == "matrices":
+                raise MlpcliError(f"{path}: its inputs are not a square image, so there are no templates to draw")
+            from mlpcli.plotting import write_templates_png
+
+            write_templates_png(found["units"], png, title=f"{path.name}: first-layer weights")
+    if json_out:
+        if found["kind"] == "matrices":
+            print_json({"kind": "matrices", "W": {k: v.T.tolist() for k, v in params.items() if k.startswith("W")}})
+        else:
+            print_json({**found, "units": [{**u, "template": u["template"].tolist()} for u in found["units"]]})
+        return
+    if found["kind"] == "matrices":
+        for name in sorted(k for k in params if k.startswith("W")):
+            console.print(_matrix_table(name, params[name].T))  # the lecture's W x form: row j = neuron j
+        return
+    from mlpcli.cli.render import digit_grid
+
+    what = "class templates" if found["kind"] == "classes" else "hidden units, strongest first"
+    console.print(f"[bold]{path}[/]: first-layer weights ({what}); bright = positive, dark = negative")
+    items = []
+    for u in found["units"]:
+        t = u["template"]
+        image = 0.5 + 0.5 * t / max(float(abs(t).max()), 1e-12)
+        label = classes[u["unit"]] if found["kind"] == "classes" and classes else f"unit {u['unit']}"
+        items.append((image, f"{label}  {u['score']:.2f}"))
+    digit_grid(items, per_row=4)
+    if png is not None:
+        console.print(f"wrote {png}")
+
+
+def _matrix_table(name: str, W: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"{name} (neurons x inputs)", title_justify="left", show_edge=False)
+    table.add_column("")
+    for i in range(W.shape[1]):
+        table.add_column(f"in {i + 1}", justify="right")
+    peak = max(float(abs(W).max()), 1e-12)
+    for j, row in enumerate(W):
+        cells = []
+        for v in row:
+            shade = int(90 + 165 * abs(v) / peak)
+            color = f"rgb(80,{shade},80)" if v >= 0 else f"rgb({shade},80,80)"
+            cells.append(f"[{color}]{_fmt(float(v), 4)}[/]")
+        table.add_row(f"neuron {j + 1}", *cells)
+    return table

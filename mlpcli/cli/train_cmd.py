@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mlpcli.cli import complete
 from mlpcli.cli.render import (
     architecture_table,
     console,
@@ -21,7 +22,9 @@ from mlpcli.cli.render import (
 
 config_app = typer.Typer(help="Show a resolved config, or the config's JSON Schema.", no_args_is_help=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Experiment YAML file.")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Experiment YAML file.", autocompletion=complete.configs)
+]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: --set optimizer.lr=0.1 (repeatable).")]
 
 
@@ -158,7 +161,10 @@ def train(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="With --out: replace the run already in that folder.")
     ] = False,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue exactly from a last.npz.")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue exactly from a last.npz.", autocompletion=complete.checkpoints),
+    ] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
     threads: Annotated[
         str | None, typer.Option("--threads", help="BLAS threads: auto or a count (overrides train.threads).")
@@ -237,8 +243,8 @@ def _summary(result: Any, json_out: bool, quiet: bool) -> None:
     rows = result.history.rows
     doc = {
         "name": result.prepared.cfg.name,
-        "test_accuracy": result.test.accuracy,
-        "test_loss": result.test.loss,
+        "test_accuracy": result.test.accuracy if result.test else None,
+        "test_loss": result.test.loss if result.test else None,
         "best_epoch": result.history.best_epoch,
         "epochs": len(rows),
         "stopped_early": result.history.stopped_early,
@@ -256,9 +262,10 @@ def _summary(result: Any, json_out: bool, quiet: bool) -> None:
     if rows and not quiet:
         console.print(curves_table(rows))
     stop = " (stopped early)" if result.history.stopped_early else ""
+    tested = (f"[bold]test accuracy {result.test.accuracy:.2%}[/], loss {result.test.loss:.4f} "
+              if result.test else "no test split, so no test report ")  # fmt: skip
     console.print(
-        f"[bold]test accuracy {result.test.accuracy:.2%}[/], loss {result.test.loss:.4f} "
-        f"(best epoch {result.history.best_epoch}{stop}); {doc['train_seconds']:.1f} s of training, "
+        f"{tested}(best epoch {result.history.best_epoch}{stop}); {doc['train_seconds']:.1f} s of training, "
         f"{result.seconds:.1f} s in all"
     )
     console.print(f"checkpoint: {result.checkpoint}  (resume from {result.last})")

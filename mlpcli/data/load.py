@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlpcli.data.csvfile import read_csv_digits
 from mlpcli.data.download import fetch
 from mlpcli.data.idx import read_split
 from mlpcli.data.sources import DATASETS, DIGITS, FILE_NAMES, SAMPLE_DIR, SAMPLE_NAME, file_candidates
@@ -68,12 +69,31 @@ def resolve_files(
 
 
 def load_dataset(
-    source: str, *, data_dir: Path | None = None, offline: bool = False, callbacks: list[Callback] | None = None
+    source: str,
+    *,
+    data_dir: Path | None = None,
+    offline: bool = False,
+    callbacks: list[Callback] | None = None,
+    test: Path | None = None,
 ) -> Dataset:
-    """Load train and test splits of a dataset name (mnist, fashion-mnist, mnist-sample) or folder."""
-    name, files, classes = resolve_files(source, data_dir=data_dir, offline=offline, callbacks=callbacks)
-    train_x, train_y = read_split(files["train_images"], files["train_labels"], NUM_CLASSES)
-    test_x, test_y = read_split(files["test_images"], files["test_labels"], NUM_CLASSES)
+    """Load train and test splits of a dataset name (mnist, fashion-mnist, mnist-sample), a folder of IDX
+    files, or a labelled CSV file (Kaggle's train.csv: no test split unless `test` names a labelled CSV)."""
+    if source.lower().endswith(".csv"):
+        name, classes = source, DIGITS
+        train_x, labels = read_csv_digits(Path(source).expanduser(), NUM_CLASSES)
+        if labels is None:
+            raise DataError(f"{source}: has no label column, so it cannot be trained on (predict it instead)")
+        train_y = labels
+        test_x, test_y = np.zeros((0, train_x.shape[1]), np.uint8), np.zeros(0, np.uint8)
+    else:
+        name, files, classes = resolve_files(source, data_dir=data_dir, offline=offline, callbacks=callbacks)
+        train_x, train_y = read_split(files["train_images"], files["train_labels"], NUM_CLASSES)
+        test_x, test_y = read_split(files["test_images"], files["test_labels"], NUM_CLASSES)
+    if test is not None:  # a labelled CSV replaces the test split
+        test_x, labels = read_csv_digits(test, NUM_CLASSES)
+        if labels is None:
+            raise DataError(f"{test}: data.test needs a label column (label,pixel0,...)")
+        test_y = labels
     if train_x.shape[1] != test_x.shape[1]:
         raise DataError(f"{name}: training images have {train_x.shape[1]} pixels but test images {test_x.shape[1]}")
     if train_x.shape[0] == 0:

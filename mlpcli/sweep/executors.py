@@ -48,8 +48,11 @@ class LocalExecutor:
     needs_files = False
 
     def __init__(self, parallel: int) -> None:
+        from multiprocessing.managers import SyncManager
+
         ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited threads or locks
-        self.manager = ctx.Manager()
+        self.manager = SyncManager(ctx=ctx)
+        self.manager.start(initializer=_die_with_parent)  # the queue's server, too, ends with the driver
         self.reporter = _LocalReporter(self.manager.Queue(), self.manager.dict())
         self.pool = cf.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx, initializer=_die_with_parent)
         self.where = f"{parallel} local worker process{'es' if parallel > 1 else ''}"

@@ -1,0 +1,1 @@
+"""`mlpcli serve`: a page to draw a digit and watch the network think (FastAPI + uvicorn, optional extra)."""
