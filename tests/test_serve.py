@@ -194,6 +194,10 @@ def test_draw_a_digit_in_a_real_browser(live_server, tmp_path) -> None:
         shown = browser.find_element(By.ID, "prediction").text
         assert shown == "1" and int(np.argmax(probs)) == 1
         assert "top" in bars[1].get_attribute("class")
+        track = bars[1].find_element(By.CSS_SELECTOR, ".track").size["width"]
+        WebDriverWait(browser, 10).until(  # the bar is drawn at its probability's length (after its transition)
+            lambda b: bars[1].find_element(By.CSS_SELECTOR, ".bar").size["width"] >= 0.9 * probs[1] * track
+        )
         assert len(browser.find_elements(By.CSS_SELECTOR, "#layers .cell")) == 128
         assert len(browser.find_elements(By.CSS_SELECTOR, "#units canvas")) == 6
         ARTIFACTS.mkdir(exist_ok=True)
