@@ -29,17 +29,18 @@ MIN_CONTRAST = 0.15
 NOISY = 0.02  # background noise (std) above which a photo is median-filtered first
 
 
-def load_gray(path: Path | BinaryIO, name: str | None = None) -> np.ndarray:
+def load_gray(path: Path | BinaryIO, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A picture as float32 gray (h, w) in [0, 1] (0 black, 1 white); transparency composited onto white.
 
-    path may be an open binary file (an upload); `name` is what error messages call it.
+    path may be an open binary file (an upload); `name` is what error messages call it. Pictures of more
+    than max_pixels are refused before they are decoded.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if name is None:
         name = str(path)
 
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels // 2  # Pillow refuses twice this, and warns (ignored below) above it
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -56,7 +57,7 @@ def load_gray(path: Path | BinaryIO, name: str | None = None) -> np.ndarray:
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP)") from None
     except Image.DecompressionBombError:
-        raise ImageError(f"{name}: too large ({MAX_PIXELS:,} pixels at most)") from None
+        raise ImageError(f"{name}: too large ({max_pixels:,} pixels at most)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{name}: cannot decode the image ({exc}); is the file truncated?") from None
 
@@ -253,9 +254,11 @@ def raw_image(gray: np.ndarray, name: str) -> np.ndarray:
     return gray.astype(np.float32)
 
 
-def prepare_image(path: Path | BinaryIO, raw: bool = False, name: str | None = None) -> np.ndarray:
+def prepare_image(
+    path: Path | BinaryIO, raw: bool = False, name: str | None = None, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
     """Read path (or an open binary file called `name`) and return the (28, 28) float32 image in [0, 1]
     the network will see."""
     name = str(path) if name is None else name
-    gray = load_gray(path, name)
+    gray = load_gray(path, name, max_pixels)
     return raw_image(gray, name) if raw else mnist_preprocess(gray, name)

@@ -148,3 +148,12 @@ def serve() -> Iterator[callable]:
     yield start
     for s in servers:
         s.close()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for servers a test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

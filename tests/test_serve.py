@@ -6,7 +6,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -109,6 +109,10 @@ def test_bad_uploads_get_the_cli_message_and_the_server_keeps_serving(ckpt_path,
     Image.new("L", (50, 50), 255).save(blank)
     status, doc = _post(client, blank)
     assert status == 422 and doc["error"].startswith("blank.png: ")
+    bomb = tmp_path / "bomb.png"
+    Image.new("L", (9000, 9000), 255).save(bomb)  # a few kilobytes that would decode to 81 million pixels
+    status, doc = _post(client, bomb)
+    assert status == 422 and doc["error"] == "bomb.png: too large (50,000,000 pixels at most)"
     status, doc = _post(client, text, b"\0" * (MAX_UPLOAD + 10))
     assert status == 413 and "larger than" in doc["error"]
     response = client.post("/api/predict", files={"picture": ("a.png", b"x")})
@@ -116,17 +120,11 @@ def test_bad_uploads_get_the_cli_message_and_the_server_keeps_serving(ckpt_path,
     assert _post(client, pictures[0])[0] == 200  # still serving
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live_server(ckpt_path):  # noqa: ANN201
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(ckpt_path), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

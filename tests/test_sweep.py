@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from typer.testing import CliRunner
 
 from mlpcli.cli import app
@@ -173,17 +174,11 @@ def test_missing_extras_are_one_line(tmp_path, monkeypatch) -> None:
     assert result.exit_code == 1 and "pip install '.[sweep]'" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def ray_head(tmp_path):  # noqa: ANN201
     pytest.importorskip("ray", reason="the ray extra is not installed: pip install '.[ray]'")
     ray_bin = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
-    port = _free_port()
+    port = free_port()
     head = subprocess.Popen(
         [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
          "--include-dashboard", "false", "--disable-usage-stats", "--block"],

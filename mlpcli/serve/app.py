@@ -21,6 +21,7 @@ from mlpcli.lecture import architecture
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 8 * 1024 * 1024  # bytes; a phone photo fits, a mistake does not
+MAX_UPLOAD_PIXELS = 50_000_000  # a 12-megapixel photo fits; a small file that decodes to gigabytes does not
 TOP_UNITS = 6
 
 
@@ -62,7 +63,8 @@ class Explainer:
         """Like one element of `mlpcli predict --json`, plus image, activations and top_units."""
         if not data:
             raise ImageError(f"{name}: the file is empty")
-        image = prepare_image(io.BytesIO(data), name=name)  # the same preprocessing as `mlpcli predict`
+        # the same preprocessing as `mlpcli predict`; an upload may not decode to more than MAX_UPLOAD_PIXELS
+        image = prepare_image(io.BytesIO(data), name=name, max_pixels=MAX_UPLOAD_PIXELS)
         x = self.normalizer.apply_unit(image.reshape(1, -1))
         acts = self.model.layer_activations(x)
         probs = acts[-1][0]
