@@ -127,6 +127,9 @@ class AugmentConfig(StrictModel):
     shift: float = Field(0.0, ge=0.0, le=14.0, description="max shift in pixels, x and y (+-)")
     elastic_alpha: float = Field(0.0, ge=0.0, le=1000.0, description="elastic field strength (Simard et al. 2003)")
     elastic_sigma: float = Field(0.0, ge=0.0, le=50.0, description="elastic field smoothing width in pixels")
+    flip: float = Field(
+        0.0, ge=0.0, le=1.0, description="probability of a left-right mirror (for clothes, never for digits)"
+    )
 
     @model_validator(mode="after")
     def _elastic_pair(self) -> AugmentConfig:

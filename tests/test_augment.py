@@ -53,6 +53,18 @@ def test_a_quarter_turn_lands_where_it_should() -> None:
     assert out.sum() == pytest.approx(image.sum(), rel=1e-5)
 
 
+def test_mirror_flips_left_and_right_only() -> None:
+    image = np.zeros((2, 28, 28), np.float32)
+    image[:, 3, 2:9] = 255  # a bar near the top-left corner
+    aug = Augmenter(Distortion(flip=0.5))
+    coefficients = aug.coefficients(np.zeros(2), np.ones(2), np.zeros(2), np.zeros((2, 2)), np.array([True, False]))
+    out = bilinear(image, aug.source_coordinates(coefficients)).reshape(2, 28, 28)
+    np.testing.assert_array_equal(out[0], image[0][:, ::-1])  # mirrored exactly: pixel centers map onto centers
+    np.testing.assert_array_equal(out[1], image[1])
+    flipped = [Augmenter(Distortion(flip=0.5)).draw(1000, np.random.default_rng(0))[0][:, 0] for _ in range(1)][0]
+    assert 400 < np.count_nonzero(flipped > 13.5) < 600  # about half the images start reading from the right
+
+
 def test_shift_moves_by_whole_pixels_and_clips_at_the_border() -> None:
     image = np.zeros((1, 28, 28), np.float32)
     image[0, 10, 10] = 200

@@ -35,11 +35,12 @@ class Distortion:
     shift: float = 0.0
     elastic_alpha: float = 0.0
     elastic_sigma: float = 0.0
+    flip: float = 0.0  # probability of a left-right mirror (clothes, not digits: a mirrored 2 is no 2)
 
     @property
     def affine(self) -> bool:
         """True when any affine part is on."""
-        return bool(self.rotate or self.scale or self.shear or self.shift)
+        return bool(self.rotate or self.scale or self.shear or self.shift or self.flip)
 
     @property
     def elastic(self) -> bool:
@@ -105,15 +106,20 @@ class Augmenter:
             rows.extend(distortion.elastic_alpha * np.kron(bh, bw).T)  # vec(Bh Z Bw^T) = kron(Bh, Bw) vec(Z)
         self.basis = np.array(rows, dtype=np.float32)  # (3 + kh kw, h w)
 
-    def coefficients(self, angle: Array, scale: Array, shear: Array, shift: Array) -> Array:
+    def coefficients(
+        self, angle: Array, scale: Array, shear: Array, shift: Array, mirror: Array | None = None
+    ) -> Array:
         """Affine coefficient rows (2n, 3): x rows then y rows, for angles (radians, counter-clockwise
-        as displayed), scales, shear factors (n,) and shifts (n, 2) in pixels (x, y)."""
+        as displayed), scales, shear factors (n,), shifts (n, 2) in pixels (x, y), and which images to
+        mirror left-right first (n,) bool."""
         # A = R(angle) S(scale) H(shear) with H = [[1, shear], [0, 1]]; y points down, so R uses -angle.
         cos, sin = np.cos(angle), np.sin(-angle)
         a00, a01 = scale * cos, scale * (cos * shear - sin)
         a10, a11 = scale * sin, scale * (sin * shear + cos)
         det = a00 * a11 - a01 * a10
         i00, i01, i10, i11 = a11 / det, -a01 / det, -a10 / det, a00 / det  # A^-1
+        if mirror is not None:  # read the source at (-u, v): the mirror image, before the rest of the map
+            i00, i10 = np.where(mirror, -i00, i00), np.where(mirror, -i10, i10)
         tx, ty = shift[:, 0], shift[:, 1]
         # source = A^-1 (p - c - t) + c, with p - c = (u, v)
         x_rows = np.stack([i00, i01, self.cx - i00 * tx - i01 * ty], axis=1)
@@ -143,7 +149,8 @@ class Augmenter:
         scale = 1.0 + rng.uniform(-d.scale, d.scale, n) if d.scale else np.ones(n)
         shear = rng.uniform(-d.shear, d.shear, n) if d.shear else np.zeros(n)
         shift = rng.uniform(-d.shift, d.shift, (n, 2)) if d.shift else np.zeros((n, 2))
-        return self.source_coordinates(self.coefficients(angle, scale, shear, shift), rng)
+        mirror = rng.random(n) < d.flip if d.flip else None
+        return self.source_coordinates(self.coefficients(angle, scale, shear, shift, mirror), rng)
 
     def __call__(self, images: Array, rng: np.random.Generator, out: Array | None = None) -> Array:
         """Distorted float32 copies of images (n, h, w), uint8 or float32, into out (n, h w) when given;
