@@ -77,7 +77,7 @@ def test_onnx_batch_size_is_dynamic_and_a_trained_model_agrees(tmp_path) -> None
     )
     assert invoke("export", str(result.checkpoint), "-o", str(tmp_path / "q.onnx"), "--json").exit_code == 0
     # the full test set when .ci/run provides MNIST, the shipped sample's otherwise
-    data = load_dataset("mnist", data_dir=FULL_MNIST) if FULL_MNIST else load_dataset("mnist-sample")
+    data = load_dataset("mnist", data_dir=Path(FULL_MNIST)) if FULL_MNIST else load_dataset("mnist-sample")
     ckpt = checkpoint.load(result.checkpoint)
     ours = checkpoint.to_model(ckpt).predict_proba(checkpoint.normalizer(ckpt).apply(data.test_x))
     for rows in (slice(0, 1), slice(0, 7), slice(None)):  # n is dynamic
