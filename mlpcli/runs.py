@@ -212,7 +212,8 @@ def list_runs(root: Path) -> list[RunInfo]:
         if s is None:
             continue
         rows.append(RunInfo(
-            name=str(s.get("name", folder.parent.name)), folder=str(folder), started=s.get("started"),
+            name=str(s.get("name", folder.parent.name)), folder=str(folder),
+            started=s["started"] if isinstance(s.get("started"), str) else None,
             status=str(s.get("status", "unknown")), epochs_done=_num(s.get("epochs_done"), int),
             epochs_planned=_num(s.get("epochs_planned"), int), best_val_accuracy=_num(s.get("best_val_accuracy")),
             test_accuracy=_num(s.get("test_accuracy")), train_seconds=_num(s.get("train_seconds")),

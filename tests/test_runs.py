@@ -154,6 +154,15 @@ def test_runs_lists_newest_first_in_text_and_json(tmp_path, monkeypatch) -> None
     assert "no runs under" in invoke("runs", str(tmp_path / "nothing")).stdout
 
 
+def test_a_damaged_status_file_does_not_break_runs(tmp_path) -> None:
+    for name, text in (("a", '{"started": 5, "status": ["x"], "epochs_done": "many"}'), ("b", "[1, 2]"), ("c", "{")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "status.json").write_text(text)
+    rows = list_runs(tmp_path)
+    assert [r.folder for r in rows] == [str(tmp_path / "a")] and rows[0].epochs_done is None
+    assert invoke("runs", str(tmp_path)).exit_code == 0
+
+
 def test_compare_shows_differences_metrics_and_curves(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     invoke("train", *QUICK, "--out", "r1")
