@@ -421,6 +421,14 @@ def _table(r: dict[str, Any]) -> None:
             "target <= 1.3",
         ),
     ]
+    for tool, c in (r.get("contention") or {}).items():
+        lines.append((f"{tool}: epoch beside a busy core / quiet", fmt(c["busy_ratio"], ".2f"),
+                      "target <= 1.5" if tool == "mlpcli" else ""))  # fmt: skip
+        lines.append((f"{tool}: epoch with two trainings at once / quiet", fmt(c["pair_ratio"], ".2f"),
+                      "target <= 2.5" if tool == "mlpcli" else ""))  # fmt: skip
+    m = (r.get("contention") or {}).get("mlpcli") or {}
+    lines.append(("mlpcli BLAS threads (auto): quiet / beside a busy core",
+                  f"{m.get('threads_quiet')} / {m.get('threads_busy')}", ""))  # fmt: skip
     width = max(len(a) for a, _, _ in lines)
     for name, value, target in lines:
         print(f"{name:<{width}}  {value:>16}  {target}")

@@ -58,6 +58,7 @@ def resolve_files(
     source: str, *, data_dir: Path | None = None, offline: bool = False, callbacks: list[Callback] | None = None
 ) -> tuple[str, dict[str, Path], tuple[str, ...]]:
     """(dataset name, role -> path, class names) for a dataset name or folder."""
+    data_dir = Path(data_dir) if data_dir is not None else None  # a str from a library caller works too
     if source in DATASETS:
         spec = DATASETS[source]
         files = folder_files(data_dir) if data_dir else fetch(spec, offline=offline, callbacks=callbacks)
