@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 DATASET_NAMES = ("mnist", "fashion-mnist", "mnist-sample")  # kept here so completing imports nothing heavy
 
@@ -39,3 +42,10 @@ def configs(incomplete: str) -> list[str]:
 def checkpoints(incomplete: str) -> list[str]:
     """Checkpoint files (and folders) starting with `incomplete`."""
     return _files(incomplete, (".npz",))
+
+
+# The optional checkpoint argument of eval and serve.
+CheckpointArg = Annotated[
+    Path | None,
+    typer.Argument(help="A checkpoint .npz (default: the newest finished run).", autocompletion=checkpoints),
+]

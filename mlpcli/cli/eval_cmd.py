@@ -30,12 +30,7 @@ def resolve_checkpoint(given: Path | None) -> Path:
 
 
 def eval_command(
-    checkpoint: Annotated[
-        Path | None,
-        typer.Argument(
-            help="A checkpoint .npz (default: the newest finished run).", autocompletion=complete.checkpoints
-        ),
-    ] = None,
+    checkpoint: complete.CheckpointArg = None,
     dataset: Annotated[
         str | None,
         typer.Option(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,19 +13,14 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def serve(
-    checkpoint: Annotated[
-        Path | None,
-        typer.Argument(
-            help="A checkpoint .npz (default: the newest finished run).", autocompletion=complete.checkpoints
-        ),
-    ] = None,
+    checkpoint: complete.CheckpointArg = None,
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on (default: this machine only).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")] = 8000,
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
 ) -> None:
-    """Serve a page to draw a digit and watch the network think (pip install '.[serve]')."""
+    """Serve a page to draw a digit and watch the network think (needs the serve extra: FastAPI, uvicorn)."""
     from mlpcli.cli.eval_cmd import resolve_checkpoint
     from mlpcli.errors import MlpcliError
 
