@@ -143,7 +143,10 @@ def test_schedules(name: str) -> None:
 def test_ctrl_c_in_a_real_process_saves_last_and_exits_130(tmp_path) -> None:
     cmd = [sys.executable, "-m", "mlpcli", "train", "--out", str(tmp_path / "run")]
     cmd += [f"--set={s}" for s in [*SMALL, "train.epochs=500"]]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell that starts jobs in the background (`.ci/run &`) hands them SIGINT ignored, and Python
+    # keeps ignoring it: give the child the default, as a terminal would.
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     last = tmp_path / "run" / "last.npz"
     deadline = time.monotonic() + 300  # a hang guard, not a speed assertion
     while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
