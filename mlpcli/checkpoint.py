@@ -8,7 +8,6 @@ Layout (docs/DESIGN.md): W1..WL (fan_in, fan_out), b1..bL (fan_out,), norm_mean 
 from __future__ import annotations
 
 import json
-import reprlib
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,15 +19,12 @@ import numpy as np
 
 from mlpcli import __version__
 from mlpcli.atomic import atomic_open
+from mlpcli.checkpoint_meta import FORMAT, VERSION, fail, parse_meta
 from mlpcli.data.prepare import Normalizer
 from mlpcli.errors import CheckpointError
-from mlpcli.nn.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE, OUTPUTS
-from mlpcli.nn.losses import LOSSES
+from mlpcli.nn.activations import DEFAULT_LEAKY_SLOPE
 from mlpcli.nn.mlp import MLP
 from mlpcli.npz import Header, NpzError, SafeNpz
-
-FORMAT = "mlpcli.checkpoint"
-VERSION = 1
 
 
 @dataclass
@@ -101,16 +97,6 @@ def save(path: Path | str, ckpt: Checkpoint) -> Path:
     return path
 
 
-MAX_META_BYTES = 16 * 1024 * 1024  # a long run's history is well under 1 MB
-MAX_META_DEPTH = 32
-MAX_LAYERS = 256
-MAX_PARAMETERS = 100_000_000  # as for configs: about 400 MB of float32
-
-
-def _fail(path: Path, message: str) -> CheckpointError:
-    return CheckpointError(f"{path}: {message}")
-
-
 def load(path: Path | str) -> Checkpoint:
     """Read and check a checkpoint; CheckpointError says exactly what is wrong. Never unpickles.
 
@@ -119,26 +105,26 @@ def load(path: Path | str) -> Checkpoint:
     """
     path = Path(path)
     if not path.exists():
-        raise _fail(path, "no such checkpoint file")
+        raise fail(path, "no such checkpoint file")
     if path.is_dir():
-        raise _fail(path, "is a folder; give the .npz file (e.g. runs/mnist/<time>/checkpoint.npz)")
+        raise fail(path, "is a folder; give the .npz file (e.g. runs/mnist/<time>/checkpoint.npz)")
     if not zipfile.is_zipfile(path):
-        raise _fail(path, "not a valid .npz archive (not a zip file, or truncated)")
+        raise fail(path, "not a valid .npz archive (not a zip file, or truncated)")
     try:
         with zipfile.ZipFile(path) as zf:
             return _load(path, SafeNpz(zf))
     except CheckpointError:
         raise
     except NpzError as exc:
-        raise _fail(path, str(exc)) from None
+        raise fail(path, str(exc)) from None
     except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
-        raise _fail(path, f"not a valid .npz archive (truncated or damaged: {exc})") from None
+        raise fail(path, f"not a valid .npz archive (truncated or damaged: {exc})") from None
     except Exception as exc:  # zipfile and zlib raise assorted errors on hostile archives
-        raise _fail(path, f"not a valid .npz archive ({type(exc).__name__}: {exc})") from None
+        raise fail(path, f"not a valid .npz archive ({type(exc).__name__}: {exc})") from None
 
 
 def _load(path: Path, npz: SafeNpz) -> Checkpoint:
-    meta = _parse_meta(path, npz)
+    meta = parse_meta(path, npz)
     sizes = meta["layer_sizes"]
     total = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     expected: dict[str, tuple[int, ...]] = {}
@@ -146,16 +132,16 @@ def _load(path: Path, npz: SafeNpz) -> Checkpoint:
         expected[f"W{l}"], expected[f"b{l}"] = (fan_in, fan_out), (fan_out,)
     for name in expected:
         if name not in npz.members:
-            raise _fail(
+            raise fail(
                 path, f"missing array {name} (layer_sizes {sizes} needs W1..W{len(sizes) - 1}, b1..b{len(sizes) - 1})"
             )
     for name in ("norm_mean", "norm_std"):
         if name not in npz.members:
-            raise _fail(path, f"missing array {name}")
+            raise fail(path, f"missing array {name}")
     extra = [n for n in npz.members if n not in expected and n not in ("norm_mean", "norm_std", "meta")
              and not n.startswith("opt.")]  # fmt: skip
     if extra:
-        raise _fail(path, f"unexpected member {extra[0]!r}; not a checkpoint written by mlpcli")
+        raise fail(path, f"unexpected member {extra[0]!r}; not a checkpoint written by mlpcli")
 
     def shaped(name: str, shape: tuple[int, ...]) -> Callable[[Header], None]:
         def check(head: Header) -> None:
@@ -170,7 +156,7 @@ def _load(path: Path, npz: SafeNpz) -> Checkpoint:
     for name, shape in expected.items():
         arr = npz.read(name, shaped(name, shape))
         if not np.all(np.isfinite(arr)):
-            raise _fail(path, f"{name} contains NaN or infinite values")
+            raise fail(path, f"{name} contains NaN or infinite values")
         params[name] = arr
     norm = {}
     for name in ("norm_mean", "norm_std"):
@@ -183,7 +169,7 @@ def _load(path: Path, npz: SafeNpz) -> Checkpoint:
         arr = npz.read(name, small)
         norm[name] = arr.astype(np.float32).reshape(() if arr.size == 1 else (sizes[0],))
     if np.any(norm["norm_std"] <= 0) or not np.all(np.isfinite(norm["norm_std"])):
-        raise _fail(path, "norm_std must be positive and finite")
+        raise fail(path, "norm_std must be positive and finite")
     opt_state = {}
     for name in (n for n in npz.members if n.startswith("opt.")):
 
@@ -195,107 +181,6 @@ def _load(path: Path, npz: SafeNpz) -> Checkpoint:
 
         opt_state[name.removeprefix("opt.")] = npz.read(name, bounded)
     return Checkpoint(params, norm["norm_mean"], norm["norm_std"], meta, opt_state, path)
-
-
-def _parse_meta(path: Path, npz: SafeNpz) -> dict[str, Any]:
-    if "meta" not in npz.members:
-        raise _fail(path, "missing the meta array; not an mlpcli checkpoint")
-
-    def text_scalar(head: Header) -> None:
-        if head.shape != () or head.dtype.kind not in ("U", "S"):
-            raise NpzError(f"meta must be a 0-d string array holding JSON, found {head.dtype} {head.shape}")
-        if head.nbytes > MAX_META_BYTES:
-            raise NpzError(f"meta is {head.nbytes:,} bytes; the limit is {MAX_META_BYTES:,}")
-
-    raw = npz.read("meta", text_scalar)
-    try:
-        meta = json.loads(str(raw.item() if raw.dtype.kind == "U" else raw.item().decode("utf-8")))
-    except RecursionError:
-        raise _fail(path, "meta is nested too deeply") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _fail(path, f"meta is not valid JSON ({exc})") from None
-    if _depth(meta) > MAX_META_DEPTH:
-        raise _fail(path, f"meta is nested more than {MAX_META_DEPTH} levels deep")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        shown = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise _fail(path, f"meta.format is {_show(shown)}, expected {FORMAT!r}")
-    version = meta.get("version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise _fail(path, f"meta.version must be an integer, found {_show(version)}")
-    if version > VERSION:
-        raise _fail(
-            path,
-            f"written in checkpoint format version {version} by a newer mlpcli; "
-            f"this one reads version {VERSION}: upgrade mlpcli",
-        )
-    if version < 1:
-        raise _fail(path, f"unknown checkpoint format version {version}")
-    sizes = meta.get("layer_sizes")
-    if not (
-        isinstance(sizes, list)
-        and 2 <= len(sizes) <= MAX_LAYERS
-        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes)
-    ):
-        raise _fail(
-            path, f"meta.layer_sizes must be a list of 2 to {MAX_LAYERS} positive integers, found {_show(sizes)}"
-        )
-    total = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    if total > MAX_PARAMETERS:
-        raise _fail(
-            path, f"meta.layer_sizes {_show(sizes)} means {total:,} parameters; the limit is {MAX_PARAMETERS:,}"
-        )
-    _check_meta_fields(path, meta, sizes)
-    return meta
-
-
-def _show(value: Any) -> str:
-    """A short one-line rendering of any value from a hostile file."""
-    return reprlib.repr(value)
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of a JSON value, computed without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth > MAX_META_DEPTH:
-            break
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-def _check_meta_fields(path: Path, meta: dict[str, Any], sizes: list[int]) -> None:
-    """The fields mlpcli reads, of the types it reads them as (other fields are kept as they are)."""
-    if not isinstance(meta.get("activation"), str) or meta["activation"] not in ACTIVATIONS:
-        raise _fail(path, f"meta.activation {_show(meta.get('activation'))} is not one of {', '.join(ACTIVATIONS)}")
-    if not isinstance(meta.get("output"), str) or meta["output"] not in OUTPUTS:
-        raise _fail(path, f"meta.output {_show(meta.get('output'))} is not one of {', '.join(OUTPUTS)}")
-    classes = meta.get("classes")
-    if classes is not None and (
-        not isinstance(classes, list)
-        or len(classes) != sizes[-1]
-        or not all(isinstance(c, (str, int)) for c in classes)
-    ):
-        raise _fail(path, f"meta.classes must list {sizes[-1]} names, found {_show(classes)}")
-    for key, kind in (("config", dict), ("metrics", dict), ("resume", dict), ("history", list),
-                      ("normalization", dict), ("dataset", str), ("created", str)):  # fmt: skip
-        if key in meta and meta[key] is not None and not isinstance(meta[key], kind):
-            raise _fail(path, f"meta.{key} must be a {'mapping' if kind is dict else kind.__name__}, "
-                              f"found {type(meta[key]).__name__}")  # fmt: skip
-    if "epoch" in meta and (not isinstance(meta["epoch"], int) or isinstance(meta["epoch"], bool)):
-        raise _fail(path, f"meta.epoch must be an integer, found {_show(meta['epoch'])}")
-    model = (meta.get("config") or {}).get("model")
-    if model is not None and not isinstance(model, dict):
-        raise _fail(path, f"meta.config.model must be a mapping, found {type(model).__name__}")
-    slope = (model or {}).get("leaky_slope")
-    slope = DEFAULT_LEAKY_SLOPE if slope is None else slope
-    if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not 0 <= slope < 1:
-        raise _fail(path, f"meta.config.model.leaky_slope must be a number in [0, 1), found {_show(slope)}")
-    loss = (meta.get("config") or {}).get("loss") or "cross_entropy"
-    if not isinstance(loss, str) or loss not in LOSSES:
-        raise _fail(path, f"meta.config.loss {_show(loss)} is not one of {', '.join(LOSSES)}")
 
 
 def to_model(ckpt: Checkpoint) -> MLP:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
-import re
 from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
+from mlpcli.config_errors import format_validation_error
 from mlpcli.errors import ConfigError
 from mlpcli.nn.activations import ACTIVATIONS, OUTPUTS
 from mlpcli.nn.losses import COMPATIBLE_OUTPUTS, LOSSES
@@ -196,54 +195,6 @@ class ExperimentConfig(StrictModel):
 # ---- loading ---------------------------------------------------------------------------
 
 
-def _fields_at(loc: tuple[Any, ...], root: type[BaseModel]) -> list[str]:
-    """Field names of the section a location points into (for 'did you mean')."""
-    model: Any = root
-    for part in loc[:-1]:
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        candidates = getattr(annotation, "__args__", (annotation,))
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if model is None:
-            return []
-    return list(getattr(model, "model_fields", {}))
-
-
-def _describe(error: dict[str, Any], root: type[BaseModel]) -> str:
-    """One pydantic error as 'path: message (got value)'."""
-    loc = tuple(
-        p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "int", "float", "literal[")))
-    )
-    path = ".".join(str(p) for p in loc)
-    kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
-    got = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
-    if kind == "extra_forbidden":
-        close = difflib.get_close_matches(str(loc[-1]), _fields_at(loc, root), n=1)
-        hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(_fields_at(loc, root))}"
-        return f"{path}: unknown key{hint}"
-    if kind == "missing":
-        return f"{path}: is required"
-    if kind == "literal_error":
-        return f"{path}: must be one of {ctx.get('expected', '')}{got}"
-    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
-    if kind in bounds:
-        bound = next(iter(ctx.values()))
-        return f"{path}: must be {bounds[kind]} {bound}{got}"
-    if kind.startswith(("int_", "float_", "bool_", "string_", "list_", "model_", "dict_", "path_")):
-        return f"{path}: {error['msg'][0].lower() + error['msg'][1:]}{got}"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if path and re.match(r"^[\w.]+: ", message):  # a section's validator naming its own field
-        return f"{path}.{message}"
-    return f"{path}: {message}" if path else message
-
-
-def format_validation_error(exc: ValidationError, root: type[BaseModel] | None = None) -> str:
-    """All problems of a ValidationError on one line, each naming its field."""
-    return "; ".join(dict.fromkeys(_describe(e, root or ExperimentConfig) for e in exc.errors()))
-
-
 def parse_override(text: str) -> tuple[list[str], Any]:
     """'optimizer.lr=0.1' -> (['optimizer', 'lr'], 0.1); the value is parsed as YAML."""
     key, sep, raw = text.partition("=")
@@ -309,7 +260,7 @@ def config_from_dict(raw: Any, source: str, overrides: list[str] | None = None) 
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
+        raise ConfigError(f"{source}: {format_validation_error(exc, ExperimentConfig)}") from None
 
 
 def load_config(path: Path | str | None, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -11,7 +11,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from mlpcli.config import StrictModel, format_validation_error, read_yaml
+from mlpcli.config import StrictModel, read_yaml
+from mlpcli.config_errors import format_validation_error
 from mlpcli.errors import ConfigError
 from mlpcli.nn.losses import COMPATIBLE_OUTPUTS
 
@@ -65,7 +66,7 @@ def load_network(path: Path | str) -> NetworkSpec:
     try:
         return NetworkSpec.model_validate(raw["network"])
     except ValidationError as exc:
-        raise ConfigError(f"{path}: network.{format_validation_error(exc)}") from None
+        raise ConfigError(f"{path}: network.{format_validation_error(exc, NetworkSpec)}") from None
 
 
 def is_network_file(path: Path | str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +16,6 @@ from mlpcli.cli.render import (
     note,
     print_json,
     user_errors,
-    warn,
 )
 
 config_app = typer.Typer(help="Show a resolved config, or the config's JSON Schema.", no_args_is_help=True)
@@ -26,86 +24,6 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="Experiment YAML file.", autocompletion=complete.configs)
 ]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: --set optimizer.lr=0.1 (repeatable).")]
-
-
-class TrainRenderer:
-    """Renders training events: a live bar per epoch on a terminal, plain lines otherwise."""
-
-    def __init__(self, live: bool, quiet: bool) -> None:
-        self.live, self.quiet = live, quiet
-        self.progress: Any = None
-        self.task: Any = None
-        self.steps = 0
-        self.epochs = 0
-        self.epoch_start = 0.0
-        self.table_header_done = False
-
-    def __call__(self, event: Any) -> None:
-        from mlpcli.events import BatchEnd, EpochEnd, EpochStart, Message, TrainStart
-
-        if isinstance(event, Message):  # failed mirrors are reported by download_progress, once
-            if event.level == "warning":
-                warn(event.text)
-            elif event.level != "detail":
-                note(event.text)
-            elif not self.quiet:
-                console.print(event.text, style="dim")
-        if self.quiet:
-            return
-        if isinstance(event, TrainStart):
-            self.steps, self.epochs = event.steps_per_epoch, event.epochs
-            if event.start_epoch:
-                console.print(f"resuming after epoch {event.start_epoch} of {event.epochs}")
-        elif isinstance(event, EpochStart):
-            self.epoch_start = time.perf_counter()
-            if self.live:
-                self._start_bar(event.epoch)
-        elif isinstance(event, BatchEnd) and self.progress is not None:
-            rate = event.samples / max(time.perf_counter() - self.epoch_start, 1e-9)
-            self.progress.update(self.task, completed=event.batch, loss=event.running_loss, rate=rate)
-        elif isinstance(event, EpochEnd):
-            self._stop_bar()
-            self._row(event.metrics, event.is_best)
-
-    def _start_bar(self, epoch: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn(f"epoch {epoch}/{self.epochs}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:,.0f} samples/s"),
-            TimeRemainingColumn(), console=console, transient=True,
-        )  # fmt: skip
-        self.task = self.progress.add_task("train", total=self.steps, loss=float("nan"), rate=0.0)
-        self.progress.start()
-
-    def _stop_bar(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-    def _row(self, m: dict[str, Any], best: bool) -> None:
-        def pct(v: float | None) -> str:
-            return "" if v is None else f"{v:.2%}"
-
-        def num(v: float | None) -> str:
-            return "" if v is None else f"{v:.4f}"
-
-        if not self.table_header_done:
-            console.print(
-                f"{'epoch':>7} {'train loss':>10} {'train acc':>9} {'val loss':>9} {'val acc':>8} {'lr':>9} {'sec':>6}",
-                style="bold",
-            )
-            self.table_header_done = True
-        diag = "  ".join(f"{k}={v:.3g}" for k, v in m.items() if k.startswith(("dead_", "saturated_", "grad_norm_")))
-        line = (
-            f"{m['epoch']:>3}/{self.epochs:<3} {num(m['train_loss']):>10} {pct(m['train_accuracy']):>9} "
-            f"{num(m['val_loss']):>9} {pct(m['val_accuracy']):>8} {m['lr']:>9.2e} {m['seconds']:>6.2f}"
-        )
-        console.print(line + ("  [green]* best[/]" if best else "") + (f"  [dim]{diag}[/]" if diag else ""))
-
-    def close(self) -> None:
-        """Stop any live display."""
-        self._stop_bar()
 
 
 def _header(p: Any, run_dir: Path) -> None:
@@ -190,6 +108,8 @@ def train(
     if threads is not None:
         overrides.append(f"train.threads={threads}")
     quiet = quiet or json_out
+    from mlpcli.cli.train_render import TrainRenderer
+
     renderer = TrainRenderer(live=console.is_terminal and not quiet, quiet=quiet)
     with user_errors():
         cfg, resume_ckpt = _load_train_config(config, resume, overrides)

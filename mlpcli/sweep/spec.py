@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from mlpcli.config import StrictModel, config_from_dict, format_validation_error, read_yaml
+from mlpcli.config import StrictModel, config_from_dict, read_yaml
+from mlpcli.config_errors import format_validation_error
 from mlpcli.errors import ConfigError
 
 MAX_GRID = 10_000
