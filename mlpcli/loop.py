@@ -1,7 +1,9 @@
 """fit(): the training loop. Flat and silent: it emits events and returns a History.
 
 One step: forward, the loss's delta, backward, (weight decay), the optimizer, (max-norm).
-Everything a run saves to resume exactly lives in LoopState.
+That is nn/'s plain path; where it supports the run, the same step goes through
+mlpcli.fused (biases and the learning rate folded into the products, to float32 rounding
+of the plain path). Everything a run saves to resume exactly lives in LoopState.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from mlpcli.diagnostics import layer_diagnostics
 from mlpcli.errors import TrainingDiverged
 from mlpcli.evaluate import evaluate_arrays
 from mlpcli.events import BatchEnd, Callback, EpochEnd, EpochStart, History, TrainStart, emit
+from mlpcli.fused import FusedStep, unsupported
 from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP
 from mlpcli.nn.optimizers import Optimizer
@@ -59,6 +62,7 @@ class LoopSettings:
     monitor: str = "val_loss"
     diagnostics: bool = False
     validation: Split | None = None
+    fused: bool = True  # take the fused step where it supports the run
 
     @property
     def higher_is_better(self) -> bool:
@@ -74,8 +78,16 @@ class LoopSettings:
             epochs=cfg.train.epochs, base_lr=cfg.optimizer.lr, schedule=cfg.schedule, loss=cfg.loss,
             weight_decay=cfg.optimizer.weight_decay, max_norm=cfg.model.max_norm, early_stopping=es,
             monitor=es.metric if es is not None else ("val_loss" if has_val else "train_loss"),
-            diagnostics=cfg.train.diagnostics, validation=validation if has_val else None,
+            diagnostics=cfg.train.diagnostics, validation=validation if has_val else None, fused=cfg.train.fused,
         )  # fmt: skip
+
+
+def step_path(model: MLP, optimizer: Optimizer, settings: LoopSettings) -> str:
+    """Which training step fit() takes: "fused", or "plain" with the reason."""
+    if not settings.fused:
+        return "plain (train.fused is off)"
+    reason = unsupported(model, optimizer, settings.diagnostics)
+    return "fused" if reason is None else f"plain ({reason})"
 
 
 def _improved(value: float, best: float | None, higher_better: bool) -> bool:
@@ -95,6 +107,28 @@ def fit(
 
     Raises TrainingDiverged on a NaN or infinite loss (EpochEnd is not emitted for that epoch).
     """
+    fused = None
+    if step_path(model, optimizer, settings) == "fused":
+        fused = FusedStep(model, optimizer, get_loss(settings.loss), settings.weight_decay)
+    batches.ones_column = fused is not None
+    try:
+        _epochs(model, optimizer, batches, settings, state, callbacks, fused)
+    finally:
+        batches.ones_column = False
+        if fused is not None:
+            fused.sync()
+    return state.history
+
+
+def _epochs(
+    model: MLP,
+    optimizer: Optimizer,
+    batches: BatchStream,
+    settings: LoopSettings,
+    state: LoopState,
+    callbacks: list[Callback] | None,
+    fused: FusedStep | None,
+) -> None:
     n, steps, epochs = len(batches), batches.steps, settings.epochs
     loss_fn, output = get_loss(settings.loss), model.output_activation
     history = state.history
@@ -108,12 +142,17 @@ def fit(
         total_loss, correct, seen = 0.0, 0, 0
         grad_norms = np.zeros(model.num_layers)
         for b, (xb, yb) in enumerate(batches.epoch(order)):
-            z = model.forward_train(xb, state.rng)
-            correct += int(np.count_nonzero(z.argmax(axis=1) == yb))
-            loss, delta = loss_fn(z, yb, output)
-            grads = model.backward(delta)
-            if settings.weight_decay:
-                loss += model.add_weight_decay(settings.weight_decay)
+            lr = learning_rate(settings.schedule, settings.base_lr, state.epoch * steps + b, steps, epochs)
+            if fused is not None:
+                loss, right = fused.forward_backward(xb, yb, lr)
+                correct += right
+            else:
+                z = model.forward_train(xb, state.rng)
+                correct += int(np.count_nonzero(z.argmax(axis=1) == yb))
+                loss, delta = loss_fn(z, yb, output)
+                grads = model.backward(delta)
+                if settings.weight_decay:
+                    loss += model.add_weight_decay(settings.weight_decay)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"the loss became {loss} at epoch {epoch}, batch {b + 1} of {steps}; "
@@ -121,14 +160,19 @@ def fit(
                 )
             if settings.diagnostics:
                 grad_norms += [np.linalg.norm(grads[f"W{l}"]) for l in range(1, model.num_layers + 1)]
-            optimizer.lr = learning_rate(settings.schedule, settings.base_lr, state.epoch * steps + b, steps, epochs)
-            optimizer.step(model.flat, model.grad_flat)
+            if fused is not None:
+                fused.update()
+            else:
+                optimizer.lr = lr
+                optimizer.step(model.flat, model.grad_flat)
             if settings.max_norm:
                 model.apply_max_norm(settings.max_norm)
             m = yb.shape[0]
             total_loss += loss * m
             seen += m
             emit(callbacks, BatchEnd(epoch, b + 1, total_loss / seen, seen))
+        if fused is not None:
+            fused.sync()  # the optimizer's state as the plain path keeps it, for checkpoints
         row: dict[str, Any] = {
             "epoch": epoch, "train_loss": total_loss / n, "train_accuracy": correct / n,
             "val_loss": None, "val_accuracy": None, "lr": optimizer.lr,
@@ -158,4 +202,3 @@ def fit(
             history.stopped_early = True
             log.info("early stopping after epoch %d", epoch)
             break
-    return history

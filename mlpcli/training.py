@@ -25,7 +25,7 @@ from mlpcli.diagnostics import lecture_warnings
 from mlpcli.errors import CheckpointError, MlpcliError, TrainingDiverged
 from mlpcli.evaluate import Report, evaluate_arrays
 from mlpcli.events import Callback, EpochEnd, History, Message, emit
-from mlpcli.loop import METRIC_COLUMNS, LoopSettings, LoopState, fit
+from mlpcli.loop import METRIC_COLUMNS, LoopSettings, LoopState, fit, step_path
 from mlpcli.nn.mlp import MLP
 from mlpcli.nn.optimizers import make_optimizer
 from mlpcli.runs import RunLock, now_iso, read_status, write_status
@@ -82,6 +82,7 @@ class TrainResult:
     seconds: float
     prepared: Prepared
     threads: int = 0  # BLAS threads at the end of training
+    step: str = ""  # the training step taken: "fused", or "plain (why)"
 
 
 def ensure_writable(folder: Path) -> None:
@@ -291,6 +292,8 @@ def _train(
         with governor:
             emit(callbacks, Message(f"BLAS threads: {governor.threads} ({governor.reason})", "detail"))
             settings = LoopSettings.from_config(cfg, p.val)
+            step = step_path(p.model, optimizer, settings)
+            emit(callbacks, Message(f"training step: {step}", "detail"))
             fit(p.model, optimizer, p.batches, settings, p.state, [save_epoch, governor, *(callbacks or [])])
     except KeyboardInterrupt:
         raise Interrupted(p.state.epoch, last_path if last_path.exists() else None) from None
@@ -305,4 +308,5 @@ def _train(
         test = evaluate_arrays(checkpoint.to_model(best), p.normalizer, p.dataset.test_x, p.dataset.test_y, cfg.loss)
         best.meta["metrics"] = {**best.meta.get("metrics", {}), "test_loss": test.loss, "test_accuracy": test.accuracy}
         checkpoint.save(best_path, best)
-    return TrainResult(run_dir, best_path, last_path, p.history, test, time.perf_counter() - start, p, governor.threads)
+    seconds = time.perf_counter() - start
+    return TrainResult(run_dir, best_path, last_path, p.history, test, seconds, p, governor.threads, step)

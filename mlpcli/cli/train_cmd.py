@@ -174,6 +174,7 @@ def _summary(result: Any, json_out: bool, quiet: bool) -> None:
         "last": str(result.last),
         "run_dir": str(result.run_dir),
         "threads": result.threads,
+        "step": result.step,
         "history": rows,
     }
     if json_out:
