@@ -293,7 +293,8 @@ def _train(
             emit(callbacks, Message(f"BLAS threads: {governor.threads} ({governor.reason})", "detail"))
             settings = LoopSettings.from_config(cfg, p.val)
             step = step_path(p.model, optimizer, settings)
-            emit(callbacks, Message(f"training step: {step}", "detail"))
+            folded = " (biases and learning rate folded into the products)" if step == "fused" else ""
+            emit(callbacks, Message(f"training step: {step}{folded}", "detail"))
             fit(p.model, optimizer, p.batches, settings, p.state, [save_epoch, governor, *(callbacks or [])])
     except KeyboardInterrupt:
         raise Interrupted(p.state.epoch, last_path if last_path.exists() else None) from None

@@ -169,3 +169,17 @@ def test_step_path_names_the_reason() -> None:
     cfg = load_config(None, [*SMALL, "model.dropout=0.5"])
     settings = LoopSettings.from_config(cfg, None)
     assert step_path(MLP([4, 3, 2], dropout=0.5), make_optimizer("momentum", 0.1), settings) == "plain (dropout)"
+
+
+@pytest.mark.parametrize(("sizes", "dtype"), [([20, 5], np.float32), ([20, 16, 5], np.float64)])
+def test_regression_networks_and_float64_match_too(sizes, dtype) -> None:
+    plain = MLP(sizes, dtype=dtype).init(np.random.default_rng(0))
+    fast = MLP(sizes, dtype=dtype, params={k: v.copy() for k, v in plain.params.items()})
+    opt_plain, opt_fast = make_optimizer("momentum", 0.1), make_optimizer("momentum", 0.1)
+    step = FusedStep(fast, opt_fast, get_loss("cross_entropy"), 1e-3)
+    for x, y in _batches(5):
+        x = x.astype(dtype)
+        _plain_step(plain, opt_plain, "cross_entropy", 1e-3, x, y, 0.1)
+        step.forward_backward(np.hstack([x, np.ones((x.shape[0], 1), dtype)]), y, 0.1)
+        step.update()
+    np.testing.assert_allclose(fast.flat, plain.flat, rtol=1e-10 if dtype == np.float64 else 1e-5, atol=1e-7)
