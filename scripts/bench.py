@@ -439,7 +439,7 @@ def main() -> None:
         predict_s = wall_time([*entry, "predict", "one.png", "-c", str(tmpdir / "run" / "checkpoint.npz"), "--no-show"],
                               tmpdir)  # fmt: skip
 
-    variants = step_variants(data, threads)
+    variants = step_variants(data, threads, epochs=7)
     norm_fold = normalization_fold()
     augmented = augmentation_ratio(args.data_dir)
     loads = contention(args.data_dir, torch_version is not None)
