@@ -157,7 +157,9 @@ class TrainConfig(StrictModel):
     threads: Union[Literal["auto"], StrictInt] = Field(
         "auto", description="BLAS threads: auto (from the free cores, re-decided while training) or a count >= 1"
     )
-    fused: bool = Field(True, description="the fused training step (biases and learning rate folded) where it applies")
+    fused: bool = Field(
+        True, description="the fused training step (learning rate folded into the gradients) where it applies"
+    )
 
     @model_validator(mode="after")
     def _threads(self) -> TrainConfig:

@@ -2,8 +2,8 @@
 
 One step: forward, the loss's delta, backward, (weight decay), the optimizer, (max-norm).
 That is nn/'s plain path; where it supports the run, the same step goes through
-mlpcli.fused (biases and the learning rate folded into the products, to float32 rounding
-of the plain path). Everything a run saves to resume exactly lives in LoopState.
+mlpcli.fused (the learning rate folded into the output delta and the momentum update, to
+float32 rounding of the plain path). Everything a run saves to resume exactly lives in LoopState.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def fit(
     fused = None
     if step_path(model, optimizer, settings) == "fused":
         fused = FusedStep(model, optimizer, get_loss(settings.loss), settings.weight_decay)
-    batches.ones_column = fused is not None
+    batches.ones_column = fused is not None and fused.fold_bias
     try:
         _epochs(model, optimizer, batches, settings, state, callbacks, fused)
     finally:

@@ -293,7 +293,7 @@ def _train(
             emit(callbacks, Message(f"BLAS threads: {governor.threads} ({governor.reason})", "detail"))
             settings = LoopSettings.from_config(cfg, p.val)
             step = step_path(p.model, optimizer, settings)
-            folded = " (biases and learning rate folded into the products)" if step == "fused" else ""
+            folded = " (the learning rate folded into the gradients)" if step == "fused" else ""
             emit(callbacks, Message(f"training step: {step}{folded}", "detail"))
             fit(p.model, optimizer, p.batches, settings, p.state, [save_epoch, governor, *(callbacks or [])])
     except KeyboardInterrupt:

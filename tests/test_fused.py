@@ -79,13 +79,13 @@ def test_the_correct_count_is_the_plain_paths() -> None:
     x, y = _batches(1)[0]
     expected = int(np.count_nonzero(model.forward(x).argmax(axis=1) == y))
     step = FusedStep(model, make_optimizer("momentum", 0.1), get_loss("cross_entropy"))
-    _, correct = step.forward_backward(np.hstack([x, np.ones((x.shape[0], 1), np.float32)]), y, 0.1)
+    _, correct = step.forward_backward(x, y, 0.1)
     assert correct == expected
 
 
 def test_a_batch_without_the_ones_column_is_refused() -> None:
     model = MLP(SIZES).init(np.random.default_rng(0))
-    step = FusedStep(model, make_optimizer("sgd", 0.1), get_loss("cross_entropy"))
+    step = FusedStep(model, make_optimizer("sgd", 0.1), get_loss("cross_entropy"), fold_bias=True)
     x, y = _batches(1)[0]
     with pytest.raises(ValueError, match="21"):
         step.forward_backward(x, y, 0.1)
@@ -171,15 +171,16 @@ def test_step_path_names_the_reason() -> None:
     assert step_path(MLP([4, 3, 2], dropout=0.5), make_optimizer("momentum", 0.1), settings) == "plain (dropout)"
 
 
+@pytest.mark.parametrize("fold_bias", [False, True])
 @pytest.mark.parametrize(("sizes", "dtype"), [([20, 5], np.float32), ([20, 16, 5], np.float64)])
-def test_regression_networks_and_float64_match_too(sizes, dtype) -> None:
+def test_regression_networks_and_float64_match_too(sizes, dtype, fold_bias) -> None:
     plain = MLP(sizes, dtype=dtype).init(np.random.default_rng(0))
     fast = MLP(sizes, dtype=dtype, params={k: v.copy() for k, v in plain.params.items()})
     opt_plain, opt_fast = make_optimizer("momentum", 0.1), make_optimizer("momentum", 0.1)
-    step = FusedStep(fast, opt_fast, get_loss("cross_entropy"), 1e-3)
+    step = FusedStep(fast, opt_fast, get_loss("cross_entropy"), 1e-3, fold_bias=fold_bias)
     for x, y in _batches(5):
         x = x.astype(dtype)
         _plain_step(plain, opt_plain, "cross_entropy", 1e-3, x, y, 0.1)
-        step.forward_backward(np.hstack([x, np.ones((x.shape[0], 1), dtype)]), y, 0.1)
+        step.forward_backward(np.hstack([x, np.ones((x.shape[0], 1), dtype)]) if fold_bias else x, y, 0.1)
         step.update()
     np.testing.assert_allclose(fast.flat, plain.flat, rtol=1e-10 if dtype == np.float64 else 1e-5, atol=1e-7)
