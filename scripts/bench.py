@@ -127,9 +127,10 @@ def paired_epochs(data: Dataset, epochs: int, threads: int, with_torch: bool, se
     return pairs
 
 
-# The training-step variants: None is nn/'s plain step, else (fold_bias, fold_lr) of mlpcli.fused.
+# The training-step variants: None is nn/'s plain step, else (fold_bias, fold_lr) of mlpcli.fused;
+# "lr_folded" is what `train.fused` (the default) runs.
 STEP_VARIANTS: dict[str, tuple[bool, bool] | None] = {
-    "plain": None, "biases_folded": (True, False), "lr_folded": (False, True), "fused": (True, True),
+    "plain": None, "biases_folded": (True, False), "lr_folded": (False, True), "both_folded": (True, True),
 }  # fmt: skip
 
 
@@ -509,7 +510,8 @@ def _table(r: dict[str, Any]) -> None:
     ]
     for name, ratio in r["step_variants"]["ratio_to_plain"].items():
         if name != "plain":
-            lines.append((f"epoch with the step {name.replace('_', ' ')} / plain", fmt(ratio, ".3f"), ""))
+            used = " (train.fused)" if name == "lr_folded" else ""
+            lines.append((f"epoch with the step {name.replace('_', ' ')}{used} / plain", fmt(ratio, ".3f"), ""))
     nf = r["normalization_fold"]
     lines.append(("normalization per batch: plain / folded into layer one",
                   f"{nf['plain_us']:.1f} / {nf['folded_us']:.1f} us", ""))  # fmt: skip
