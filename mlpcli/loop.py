@@ -1,9 +1,9 @@
 """fit(): the training loop. Flat and silent: it emits events and returns a History.
 
 One step: forward, the loss's delta, backward, (weight decay), the optimizer, (max-norm).
-That is nn/'s plain path; where it supports the run, the same step goes through
-mlpcli.fused (the learning rate folded into the output delta and the momentum update, to
-float32 rounding of the plain path). Everything a run saves to resume exactly lives in LoopState.
+With train.fused (SGD or momentum) the learning rate is folded in (mlpcli.fused): the output
+delta is multiplied by it, so backward gives lr * the gradients, and the update saves a pass.
+Everything a run saves to resume exactly lives in LoopState.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mlpcli.diagnostics import layer_diagnostics
 from mlpcli.errors import TrainingDiverged
 from mlpcli.evaluate import evaluate_arrays
 from mlpcli.events import BatchEnd, Callback, EpochEnd, EpochStart, History, TrainStart, emit
-from mlpcli.fused import FusedStep, unsupported
+from mlpcli.fused import LearningRateFold, unsupported
 from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP
 from mlpcli.nn.optimizers import Optimizer
@@ -82,11 +82,11 @@ class LoopSettings:
         )  # fmt: skip
 
 
-def step_path(model: MLP, optimizer: Optimizer, settings: LoopSettings) -> str:
+def step_path(optimizer: Optimizer, settings: LoopSettings) -> str:
     """Which training step fit() takes: "fused", or "plain" with the reason."""
     if not settings.fused:
         return "plain (train.fused is off)"
-    reason = unsupported(model, optimizer, settings.diagnostics)
+    reason = unsupported(optimizer, settings.diagnostics)
     return "fused" if reason is None else f"plain ({reason})"
 
 
@@ -107,16 +107,12 @@ def fit(
 
     Raises TrainingDiverged on a NaN or infinite loss (EpochEnd is not emitted for that epoch).
     """
-    fused = None
-    if step_path(model, optimizer, settings) == "fused":
-        fused = FusedStep(model, optimizer, get_loss(settings.loss), settings.weight_decay)
-    batches.ones_column = fused is not None and fused.fold_bias
+    fold = LearningRateFold(optimizer) if step_path(optimizer, settings) == "fused" else None
     try:
-        _epochs(model, optimizer, batches, settings, state, callbacks, fused)
+        _epochs(model, optimizer, batches, settings, state, callbacks, fold)
     finally:
-        batches.ones_column = False
-        if fused is not None:
-            fused.sync()
+        if fold is not None:
+            fold.sync()
     return state.history
 
 
@@ -127,7 +123,7 @@ def _epochs(
     settings: LoopSettings,
     state: LoopState,
     callbacks: list[Callback] | None,
-    fused: FusedStep | None,
+    fold: LearningRateFold | None,
 ) -> None:
     n, steps, epochs = len(batches), batches.steps, settings.epochs
     loss_fn, output = get_loss(settings.loss), model.output_activation
@@ -143,16 +139,15 @@ def _epochs(
         grad_norms = np.zeros(model.num_layers)
         for b, (xb, yb) in enumerate(batches.epoch(order)):
             lr = learning_rate(settings.schedule, settings.base_lr, state.epoch * steps + b, steps, epochs)
-            if fused is not None:
-                loss, right = fused.forward_backward(xb, yb, lr)
-                correct += right
-            else:
-                z = model.forward_train(xb, state.rng)
-                correct += int(np.count_nonzero(z.argmax(axis=1) == yb))
-                loss, delta = loss_fn(z, yb, output)
-                grads = model.backward(delta)
-                if settings.weight_decay:
-                    loss += model.add_weight_decay(settings.weight_decay)
+            scale = fold.factor(lr) if fold is not None else 1.0  # what the gradients come out multiplied by
+            z = model.forward_train(xb, state.rng)
+            correct += int(np.count_nonzero(z.argmax(axis=1) == yb))
+            loss, delta = loss_fn(z, yb, output)
+            if scale != 1.0:
+                delta *= delta.dtype.type(scale)
+            grads = model.backward(delta)
+            if settings.weight_decay:
+                loss += model.add_weight_decay(settings.weight_decay, scale)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"the loss became {loss} at epoch {epoch}, batch {b + 1} of {steps}; "
@@ -160,8 +155,8 @@ def _epochs(
                 )
             if settings.diagnostics:
                 grad_norms += [np.linalg.norm(grads[f"W{l}"]) for l in range(1, model.num_layers + 1)]
-            if fused is not None:
-                fused.update()
+            if fold is not None:
+                fold.step(model.flat, model.grad_flat)
             else:
                 optimizer.lr = lr
                 optimizer.step(model.flat, model.grad_flat)
@@ -171,8 +166,8 @@ def _epochs(
             total_loss += loss * m
             seen += m
             emit(callbacks, BatchEnd(epoch, b + 1, total_loss / seen, seen))
-        if fused is not None:
-            fused.sync()  # the optimizer's state as the plain path keeps it, for checkpoints
+        if fold is not None:
+            fold.sync()  # the optimizer's state as the plain path keeps it, for checkpoints
         row: dict[str, Any] = {
             "epoch": epoch, "train_loss": total_loss / n, "train_accuracy": correct / n,
             "val_loss": None, "val_accuracy": None, "lr": optimizer.lr,

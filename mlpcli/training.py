@@ -292,9 +292,8 @@ def _train(
         with governor:
             emit(callbacks, Message(f"BLAS threads: {governor.threads} ({governor.reason})", "detail"))
             settings = LoopSettings.from_config(cfg, p.val)
-            step = step_path(p.model, optimizer, settings)
-            folded = " (the learning rate folded into the gradients)" if step == "fused" else ""
-            emit(callbacks, Message(f"training step: {step}{folded}", "detail"))
+            step = step_path(optimizer, settings)
+            emit(callbacks, Message(f"training step: {step}", "detail"))
             fit(p.model, optimizer, p.batches, settings, p.state, [save_epoch, governor, *(callbacks or [])])
     except KeyboardInterrupt:
         raise Interrupted(p.state.epoch, last_path if last_path.exists() else None) from None

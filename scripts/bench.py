@@ -127,54 +127,30 @@ def paired_epochs(data: Dataset, epochs: int, threads: int, with_torch: bool, se
     return pairs
 
 
-# The training-step variants: None is nn/'s plain step, else (fold_bias, fold_lr) of mlpcli.fused;
-# "lr_folded" is what `train.fused` (the default) runs.
-STEP_VARIANTS: dict[str, tuple[bool, bool] | None] = {
-    "plain": None, "biases_folded": (True, False), "lr_folded": (False, True), "both_folded": (True, True),
-}  # fmt: skip
-
-
-def step_variants(data: Dataset, threads: int, epochs: int = 5) -> dict[str, Any]:
-    """Epoch time of each training-step variant over /  nn/'s plain step, one epoch of each in turn per round.
-
-    Every variant trains its own copy of the same network on the same batch order; the first round is warm-up.
-    """
+def fused_ratio(data: Dataset, threads: int, epochs: int = 7) -> dict[str, Any]:
+    """Epoch time with the fused step (train.fused) over nn/'s plain step: fit() on the same network and
+    batch order, one epoch of each in turn; the first pair is warm-up."""
     from threadpoolctl import threadpool_limits
 
-    from mlpcli.fused import FusedStep
-    from mlpcli.nn.losses import get_loss
+    from mlpcli.config import ScheduleConfig
 
     normalizer = fit_normalizer("standardize", data.train_x)
-    loss = get_loss("cross_entropy")
     sides = {}
-    for name, folds in STEP_VARIANTS.items():
+    for name in ("plain", "fused"):
         model = MLP(SIZES, "relu", "softmax").init(np.random.default_rng(0), "he")
-        optimizer = make_optimizer("momentum", LR, MOMENTUM)
         stream = BatchStream(Split(data.train_x, data.train_y), BATCH, normalizer)
-        stream.ones_column = folds is not None and folds[0]
-        step = None if folds is None else FusedStep(model, optimizer, loss, fold_bias=folds[0], fold_lr=folds[1])
-        sides[name] = (model, optimizer, stream, step)
+        sides[name] = (model, make_optimizer("momentum", LR, MOMENTUM), stream, LoopState(np.random.default_rng(0)))
     seconds: dict[str, list[float]] = {name: [] for name in sides}
-    rng = np.random.default_rng(0)
-    with threadpool_limits(threads), np.errstate(over="ignore", invalid="ignore"):
-        for _ in range(epochs):
-            order = rng.permutation(len(data.train_y))
-            for name, (model, optimizer, stream, step) in sides.items():
+    with threadpool_limits(threads):
+        for epoch in range(1, epochs + 1):
+            for name, (model, optimizer, stream, state) in sides.items():
+                settings = LoopSettings(epochs=epoch, base_lr=LR, schedule=ScheduleConfig(name="constant"),
+                                        monitor="train_loss", fused=name == "fused")  # fmt: skip
                 t = time.perf_counter()
-                for xb, yb in stream.epoch(order):
-                    if step is not None:
-                        step.forward_backward(xb, yb, LR)
-                        step.update()
-                        continue
-                    z = model.forward_train(xb)
-                    np.count_nonzero(z.argmax(axis=1) == yb)  # the loop counts what the fused step counts
-                    _, delta = loss(z, yb, model.output_activation)
-                    model.backward(delta)
-                    optimizer.step(model.flat, model.grad_flat)
+                fit(model, optimizer, stream, settings, state)
                 seconds[name].append(time.perf_counter() - t)
-    ratios = {name: statistics.median(a / b for a, b in zip(seconds[name][1:], seconds["plain"][1:]))
-              for name in sides}  # fmt: skip
-    return {"seconds": seconds, "ratio_to_plain": ratios, "threads": threads}
+    ratio = statistics.median(a / b for a, b in zip(seconds["fused"][1:], seconds["plain"][1:]))
+    return {"seconds": seconds, "ratio": ratio, "threads": threads}
 
 
 def normalization_fold(repeats: int = 2000) -> dict[str, float]:
@@ -440,7 +416,7 @@ def main() -> None:
         predict_s = wall_time([*entry, "predict", "one.png", "-c", str(tmpdir / "run" / "checkpoint.npz"), "--no-show"],
                               tmpdir)  # fmt: skip
 
-    variants = step_variants(data, threads, epochs=7)
+    fused = fused_ratio(data, threads)
     norm_fold = normalization_fold()
     augmented = augmentation_ratio(args.data_dir)
     loads = contention(args.data_dir, torch_version is not None)
@@ -471,7 +447,7 @@ def main() -> None:
         "time_to_98": accuracy,
         "time_to_99": accuracy99,
         "augmentation": augmented,
-        "step_variants": variants,
+        "fused_step": fused,
         "normalization_fold": norm_fold,
         "contention": loads,
     }
@@ -508,10 +484,7 @@ def _table(r: dict[str, Any]) -> None:
             "target <= 1.3",
         ),
     ]
-    for name, ratio in r["step_variants"]["ratio_to_plain"].items():
-        if name != "plain":
-            used = " (train.fused)" if name == "lr_folded" else ""
-            lines.append((f"epoch with the step {name.replace('_', ' ')}{used} / plain", fmt(ratio, ".3f"), ""))
+    lines.append(("epoch with the fused step / nn/'s plain step", fmt(r["fused_step"]["ratio"], ".3f"), ""))
     nf = r["normalization_fold"]
     lines.append(("normalization per batch: plain / folded into layer one",
                   f"{nf['plain_us']:.1f} / {nf['folded_us']:.1f} us", ""))  # fmt: skip

@@ -42,7 +42,6 @@ class BatchStream:
 
     distortion: augmentation (None or all zero: none); rng: augmentation's own generator;
     workers: threads preparing batches ahead (0: prepare them in the caller), each up to `prefetch` ahead.
-    ones_column: batches get a trailing column of ones, (m, d + 1), for the fused step's folded biases.
     """
 
     def __init__(
@@ -68,7 +67,6 @@ class BatchStream:
                 raise ValueError("augmentation needs its own np.random.Generator")
         self.rng: np.random.Generator = rng if rng is not None else np.random.default_rng(0)
         self.workers, self.prefetch = max(int(workers), 0), max(int(prefetch), 1)
-        self.ones_column = False
 
     def __len__(self) -> int:
         return len(self.split)
@@ -81,8 +79,7 @@ class BatchStream:
     def epoch(self, order: Array) -> Iterator[tuple[Array, Array]]:
         """(x, y) batches visiting the split's rows in `order` (a permutation of 0..len-1).
 
-        x is (m, d) in the stream's dtype ((m, d + 1) with ones_column), y (m,); both are reused
-        buffers, valid until the next batch.
+        x is (m, d) in the stream's dtype, y (m,); both are reused buffers, valid until the next batch.
         """
         rows = order if self.split.index is None else self.split.index[order]
         count = -(-rows.shape[0] // self.batch_size)
@@ -95,29 +92,23 @@ class BatchStream:
 
     def _buffers(self, count: int) -> list[tuple[Array, Array, Array]]:
         m, d = min(self.batch_size, max(len(self.split), 1)), self.split.x.shape[1]
-        x, y, width = self.split.x, self.split.y, d + int(self.ones_column)
-        return [
-            (np.empty((m, d), x.dtype), np.ones((m, width), self.dtype), np.empty(m, y.dtype)) for _ in range(count)
-        ]
+        x, y = self.split.x, self.split.y
+        return [(np.empty((m, d), x.dtype), np.empty((m, d), self.dtype), np.empty(m, y.dtype)) for _ in range(count)]
 
     def _batch(self, b: int, rows: Array, seed: int, buffers: tuple[Array, Array, Array]) -> tuple[Array, Array]:
-        pixels, full, labels = buffers
-        xbuf = full[:, : pixels.shape[1]]  # the ones column, if any, stays as it is
+        pixels, xbuf, labels = buffers
         part = rows[b * self.batch_size : (b + 1) * self.batch_size]
         m = part.shape[0]
         np.take(self.split.x, part, axis=0, out=pixels[:m], mode="clip")  # "clip": no hidden temporary
         yb = np.take(self.split.y, part, out=labels[:m], mode="clip")
         if self.augmenter is None:
-            self.normalizer.apply(pixels[:m], out=xbuf[:m])
-        elif self.dtype == np.float32:  # distort straight into the batch buffer, then normalize in place
-            s = self.side
+            return self.normalizer.apply(pixels[:m], out=xbuf[:m]), yb
+        s = self.side
+        if self.dtype == np.float32:  # distort straight into the batch buffer, then normalize in place
             self.augmenter(pixels[:m].reshape(m, s, s), np.random.default_rng(seed), out=xbuf[:m])
-            self.normalizer.apply(xbuf[:m], out=xbuf[:m])
-        else:
-            s = self.side
-            images = self.augmenter(pixels[:m].reshape(m, s, s), np.random.default_rng(seed))
-            self.normalizer.apply(images.reshape(m, -1), out=xbuf[:m])
-        return full[:m], yb
+            return self.normalizer.apply(xbuf[:m], out=xbuf[:m]), yb
+        images = self.augmenter(pixels[:m].reshape(m, s, s), np.random.default_rng(seed))
+        return self.normalizer.apply(images.reshape(m, -1), out=xbuf[:m]), yb
 
     def _serial(self, rows: Array, seeds: Array) -> Iterator[tuple[Array, Array]]:
         buffers = self._buffers(1)[0]

@@ -268,13 +268,14 @@ class MLP:
                 delta = back
         return self.grads
 
-    def add_weight_decay(self, weight_decay: float) -> float:
-        """Add wd W to every weight gradient; returns the penalty (wd/2) sum ||W||^2 (biases are not decayed)."""
+    def add_weight_decay(self, weight_decay: float, scale: float = 1.0) -> float:
+        """Add scale wd W to every weight gradient (scale: what the gradients were multiplied by);
+        returns the penalty (wd/2) sum ||W||^2 (biases are not decayed)."""
         penalty = 0.0
         for l in range(1, self.num_layers + 1):
             W = self.params[f"W{l}"]
             penalty += 0.5 * weight_decay * float(np.vdot(W, W))
-            self.grads[f"W{l}"] += weight_decay * W
+            self.grads[f"W{l}"] += (scale * weight_decay) * W
         return penalty
 
     def loss_and_grads(
