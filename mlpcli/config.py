@@ -177,6 +177,9 @@ class ExperimentConfig(StrictModel):
     augment: AugmentConfig = AugmentConfig()
     model: ModelConfig = ModelConfig()
     loss: LossName = "cross_entropy"
+    label_smoothing: float = Field(
+        0.0, ge=0.0, lt=1.0, description="cross_entropy: train on (1 - eps) onehot + eps / 10 (validation loss stays plain)"
+    )
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     train: TrainConfig = TrainConfig()
@@ -186,6 +189,8 @@ class ExperimentConfig(StrictModel):
         allowed = COMPATIBLE_OUTPUTS[self.loss]
         if self.model.output not in allowed:
             raise ValueError(f"loss: {self.loss} needs model.output {' or '.join(allowed)} (got {self.model.output})")
+        if self.label_smoothing and self.loss != "cross_entropy":
+            raise ValueError(f"label_smoothing: needs loss cross_entropy (got {self.loss})")
         if self.train.early_stopping is not None and self.data.validation == 0:
             raise ValueError("train.early_stopping: needs a validation split (data.validation > 0)")
         return self

@@ -56,6 +56,7 @@ class LoopSettings:
     base_lr: float
     schedule: ScheduleConfig
     loss: str = "cross_entropy"
+    label_smoothing: float = 0.0
     weight_decay: float = 0.0
     max_norm: float = 0.0
     early_stopping: EarlyStoppingConfig | None = None
@@ -76,7 +77,7 @@ class LoopSettings:
         es = cfg.train.early_stopping
         return cls(
             epochs=cfg.train.epochs, base_lr=cfg.optimizer.lr, schedule=cfg.schedule, loss=cfg.loss,
-            weight_decay=cfg.optimizer.weight_decay, max_norm=cfg.model.max_norm, early_stopping=es,
+            label_smoothing=cfg.label_smoothing, weight_decay=cfg.optimizer.weight_decay, max_norm=cfg.model.max_norm, early_stopping=es,
             monitor=es.metric if es is not None else ("val_loss" if has_val else "train_loss"),
             diagnostics=cfg.train.diagnostics, validation=validation if has_val else None, fused=cfg.train.fused,
         )  # fmt: skip
@@ -126,7 +127,7 @@ def _epochs(
     fold: LearningRateFold | None,
 ) -> None:
     n, steps, epochs = len(batches), batches.steps, settings.epochs
-    loss_fn, output = get_loss(settings.loss), model.output_activation
+    loss_fn, output = get_loss(settings.loss, settings.label_smoothing), model.output_activation
     history = state.history
     emit(callbacks, TrainStart(epochs, state.epoch, steps, n))
     while state.epoch < epochs:

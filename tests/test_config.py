@@ -60,6 +60,8 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("train:\n  epochs: many\n", "train.epochs: input should be a valid integer"),
         ("train:\n  batch_size: 0\n", "train.batch_size: must be >= 1"),
         ("loss: bce\n", "loss: bce needs model.output sigmoid"),
+        ("label_smoothing: 1.0\n", "label_smoothing: must be < 1.0"),
+        ("loss: mse\nlabel_smoothing: 0.1\n", "label_smoothing: needs loss cross_entropy (got mse)"),
         ("model:\n  output: sigmoid\n", "loss: cross_entropy needs model.output softmax"),
         ("data:\n  validation: 1.5\n", "data.validation: must be a count >= 0 or a fraction in [0, 1)"),
         ("data:\n  validation: 0\ntrain:\n  early_stopping: {patience: 3}\n", "needs a validation split"),

@@ -130,3 +130,36 @@ def test_incompatible_loss_and_output_is_refused() -> None:
     model = MLP([3, 2], "relu", "sigmoid", dtype=np.float64).init(np.random.default_rng(0))
     with pytest.raises(ValueError, match="softmax"):
         model.loss_and_grads(np.zeros((1, 3)), np.array([0]), "cross_entropy")
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.4])
+def test_label_smoothing_value_and_delta(eps: float) -> None:
+    from mlpcli.nn.activations import get_output
+    from mlpcli.nn.losses import get_loss
+
+    rng = np.random.default_rng(5)
+    n, k = 7, 4
+    z, labels = rng.normal(0, 3, size=(n, k)), rng.integers(0, k, size=n)
+    loss_fn, softmax = get_loss("cross_entropy", eps), get_output("softmax")
+    target = (1 - eps) * np.eye(k)[labels] + eps / k
+    log_p = z - z.max(axis=1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    value, delta = loss_fn(z.copy(), labels, softmax)
+    assert value == pytest.approx(-np.sum(target * log_p) / n, rel=1e-12)
+    numeric = np.zeros_like(z)
+    for i in range(n):
+        for j in range(k):
+            up, down = z.copy(), z.copy()
+            up[i, j] += 1e-6
+            down[i, j] -= 1e-6
+            numeric[i, j] = (loss_fn(up, labels, softmax)[0] - loss_fn(down, labels, softmax)[0]) / 2e-6
+    np.testing.assert_allclose(delta, numeric, atol=1e-8)
+
+
+def test_label_smoothing_only_with_cross_entropy() -> None:
+    from mlpcli.nn.losses import get_loss
+
+    with pytest.raises(ValueError, match="needs the cross_entropy loss"):
+        get_loss("mse", 0.1)
+    with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+        get_loss("cross_entropy", 1.0)

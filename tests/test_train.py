@@ -161,3 +161,14 @@ def test_ctrl_c_in_a_real_process_saves_last_and_exits_130(tmp_path) -> None:
     ckpt = checkpoint.load(last)
     assert ckpt.meta["epoch"] >= 1
     assert not [p for p in os.listdir(tmp_path / "run") if p.endswith(".tmp")]
+
+
+def test_label_smoothing_trains_towards_the_smoothed_targets(tmp_path) -> None:
+    eps, k = 0.2, 10
+    result = _train(tmp_path / "smooth", f"label_smoothing={eps}")
+    floor = -((1 - eps + eps / k) * np.log(1 - eps + eps / k) + (k - 1) * (eps / k) * np.log(eps / k))
+    rows = list(csv.DictReader((tmp_path / "smooth" / "metrics.csv").open()))
+    assert all(float(r["train_loss"]) >= floor for r in rows)  # no network fits smoothed targets below their entropy
+    assert float(rows[-1]["val_loss"]) < floor  # validation reports the plain cross-entropy
+    assert result.test.accuracy > 0.85
+    assert checkpoint.load(result.checkpoint).meta["config"]["label_smoothing"] == eps

@@ -48,21 +48,33 @@ class CrossEntropy(Loss):
 
     Softmax's Jacobian and the log's 1/p cancel, which is why the fused form is used;
     the value is a max-shifted log-sum-exp, never the log of a rounded-to-zero probability.
+    With label smoothing eps (Szegedy et al. 2016) the target is (1 - eps) onehot + eps / k:
+    the loss is (1 - eps) (-log p_y) + eps mean_j (-log p_j) and the delta (p - target) / n.
     """
 
     name, outputs = "cross_entropy", ("softmax",)
 
+    def __init__(self, smoothing: float = 0.0) -> None:
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"label smoothing must be in [0, 1) (got {smoothing})")
+        self.smoothing = smoothing
+
     def __call__(self, z: Array, targets: Array, output: Output) -> tuple[float, Array]:
-        n = z.shape[0]
+        n, k = z.shape
+        eps = self.smoothing
         rows = np.arange(n)
         labels = targets if targets.ndim == 1 else targets.argmax(axis=1)
         shifted = z - z.max(axis=1, keepdims=True)  # (n, k)
         true_shifted = shifted[rows, labels].astype(np.float64)
+        if eps:  # -log p_j = log norm - shifted_j, averaged over the k classes
+            true_shifted = (1 - eps) * true_shifted + eps * shifted.mean(axis=1, dtype=np.float64)
         probs = np.exp(shifted, out=shifted)
         norm = probs.sum(axis=1, keepdims=True)  # (n, 1), >= 1 thanks to the shift
         loss = float(np.mean(np.log(norm[:, 0], dtype=np.float64) - true_shifted))
         probs /= norm
-        probs[rows, labels] -= 1
+        if eps:
+            probs -= eps / k
+        probs[rows, labels] -= 1 - eps
         probs /= n
         return loss, probs
 
@@ -108,12 +120,15 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (CrossEntropy(), SquaredE
 COMPATIBLE_OUTPUTS: dict[str, tuple[str, ...]] = {name: loss.outputs for name, loss in LOSSES.items()}
 
 
-def get_loss(name: str) -> Loss:
-    """Look a loss up by its config name."""
-    try:
-        return LOSSES[name]
-    except KeyError:
-        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}") from None
+def get_loss(name: str, label_smoothing: float = 0.0) -> Loss:
+    """Look a loss up by its config name; label_smoothing > 0 only with cross-entropy."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    if label_smoothing:
+        if name != CrossEntropy.name:
+            raise ValueError(f"label smoothing needs the cross_entropy loss (got {name})")
+        return CrossEntropy(label_smoothing)
+    return LOSSES[name]
 
 
 def pairings() -> list[tuple[str, str]]:
