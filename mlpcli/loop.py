@@ -77,7 +77,8 @@ class LoopSettings:
         es = cfg.train.early_stopping
         return cls(
             epochs=cfg.train.epochs, base_lr=cfg.optimizer.lr, schedule=cfg.schedule, loss=cfg.loss,
-            label_smoothing=cfg.label_smoothing, weight_decay=cfg.optimizer.weight_decay, max_norm=cfg.model.max_norm, early_stopping=es,
+            label_smoothing=cfg.label_smoothing, weight_decay=cfg.optimizer.weight_decay,
+            max_norm=cfg.model.max_norm, early_stopping=es,
             monitor=es.metric if es is not None else ("val_loss" if has_val else "train_loss"),
             diagnostics=cfg.train.diagnostics, validation=validation if has_val else None, fused=cfg.train.fused,
         )  # fmt: skip
