@@ -178,7 +178,7 @@ class ExperimentConfig(StrictModel):
     model: ModelConfig = ModelConfig()
     loss: LossName = "cross_entropy"
     label_smoothing: float = Field(
-        0.0, ge=0.0, lt=1.0, description="cross_entropy: targets (1 - eps) onehot + eps / 10 (validation loss stays plain)"
+        0.0, ge=0.0, lt=1.0, description="cross_entropy: targets (1 - eps) onehot + eps / 10 (validation loss plain)"
     )
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
