@@ -14,7 +14,7 @@ from mlpcli.nn.activations import ACTIVATIONS, OUTPUTS
 from mlpcli.nn.losses import COMPATIBLE_OUTPUTS, LOSSES
 from mlpcli.nn.mlp import INITS, count_parameters
 from mlpcli.nn.optimizers import OPTIMIZERS
-from mlpcli.schedule import SCHEDULES
+from mlpcli.nn.schedules import SCHEDULES
 
 INPUT_SIZE = 784
 NUM_CLASSES = 10

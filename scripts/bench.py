@@ -27,11 +27,11 @@ from mlpcli.config import load_config
 from mlpcli.data.batches import BatchStream, Split
 from mlpcli.data.load import Dataset, load_dataset
 from mlpcli.data.prepare import fit_normalizer
-from mlpcli.evaluate import evaluate_arrays
 from mlpcli.events import EpochEnd
-from mlpcli.loop import LoopSettings, LoopState, fit
+from mlpcli.inference.metrics import evaluate_arrays
 from mlpcli.nn import MLP, make_optimizer
-from mlpcli.threads import usable_cores
+from mlpcli.training.loop import LoopSettings, LoopState, fit
+from mlpcli.training.threads import usable_cores
 
 REPO = Path(__file__).resolve().parent.parent
 SIZES = [784, 256, 128, 10]
@@ -196,8 +196,8 @@ def augmentation_ratio(data_dir: Path | None, epochs: int = 4) -> dict[str, Any]
     Each side runs as `mlpcli train` would: its own batch stream and BLAS threads chosen by `auto`
     (the augmented side keeps a core for its batch worker).
     """
-    from mlpcli import training
-    from mlpcli.threads import ThreadGovernor
+    from mlpcli.training import service as training
+    from mlpcli.training.threads import ThreadGovernor
 
     base = ["data.validation=0", f"model.hidden={SIZES[1:-1]}", f"train.batch_size={BATCH}", "train.epochs=1"]
     base += [f"data.dir={data_dir}"] if data_dir else []
@@ -248,7 +248,7 @@ def time_to_accuracy(
     data: Dataset, data_dir: Path | None, target: float = 0.98, config: str = "mnist.yaml"
 ) -> dict[str, Any]:
     """Train a config; the training seconds (evaluation excluded) until test accuracy first reaches target."""
-    from mlpcli import training
+    from mlpcli.training import service as training
 
     cfg = load_config(REPO / "configs" / config, [f"data.dir={data_dir}"] if data_dir else [])
     prepared = training.prepare(cfg)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpcli import checkpoint
 from mlpcli.data.load import load_dataset
-from mlpcli.predict import predict_images
+from mlpcli.files import checkpoint
+from mlpcli.inference.predictor import predict_images
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the picture makers live with the tests
 from picture_cases import CASES, STYLES, accuracy  # noqa: E402

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from mlpcli.checkpoint import Checkpoint
-from mlpcli.images import prepare_image
-from mlpcli.predict import predict_images
+from mlpcli.files.checkpoint import Checkpoint
+from mlpcli.inference.pictures import prepare_image
+from mlpcli.inference.predictor import predict_images
 
 CASES = ("a", "b", "c")
 STYLES = ("thin", "thick", "light_on_dark", "transparent", "photo")

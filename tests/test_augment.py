@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpcli import checkpoint, training
 from mlpcli.config import load_config
 from mlpcli.data.augment import Augmenter, Distortion, bilinear, gaussian_matrix
 from mlpcli.data.batches import BatchStream, Split
 from mlpcli.data.prepare import fit_normalizer
 from mlpcli.errors import ConfigError
 from mlpcli.events import EpochEnd, EpochStart
+from mlpcli.files import checkpoint
 from mlpcli.nn import MLP
 from mlpcli.nn.gradcheck import check_gradients
+from mlpcli.training import service as training
 
 FULL = Distortion(rotate=15, scale=0.15, shear=0.2, shift=2, elastic_alpha=34, elastic_sigma=4)
 SMALL = ["name=a", "data.dataset=mnist-sample", "data.validation=500", "model.hidden=[32]", "train.epochs=3",
@@ -170,8 +171,8 @@ def test_max_norm_holds_after_every_step() -> None:
             norms.append(float(np.linalg.norm(p.model.params[f"W{l}"], axis=0).max()))
 
     p.model.apply_max_norm = checked  # type: ignore[method-assign]
-    from mlpcli.loop import LoopSettings, fit
     from mlpcli.nn.optimizers import make_optimizer
+    from mlpcli.training.loop import LoopSettings, fit
 
     fit(p.model, make_optimizer("momentum", 0.5), p.batches, LoopSettings.from_config(p.cfg, p.val), p.state)
     assert len(norms) == 2 * p.batches.steps

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpcli import checkpoint
 from mlpcli.errors import CheckpointError
+from mlpcli.files import checkpoint
 
 
 def _ckpt(sizes: tuple[int, ...] = (784, 16, 10)) -> checkpoint.Checkpoint:
@@ -40,7 +40,7 @@ def test_round_trip_matches_the_documented_layout(tmp_path) -> None:
     assert {"W1", "b1", "W2", "b2", "norm_mean", "norm_std", "meta", "opt.t"} == set(arrays)
     assert arrays["W1"].shape == (784, 16) and arrays["W1"].dtype == np.float32
     meta = json.loads(str(arrays["meta"]))
-    assert meta["format"] == "mlpcli.checkpoint" and meta["version"] == 1
+    assert meta["format"] == "mlpcli.files.checkpoint" and meta["version"] == 1
     assert meta["layer_sizes"] == [784, 16, 10] and "created" in meta and "mlpcli_version" in meta
     loaded = checkpoint.load(path)
     np.testing.assert_array_equal(loaded.params["W2"], _ckpt().params["W2"])
@@ -50,7 +50,7 @@ def test_round_trip_matches_the_documented_layout(tmp_path) -> None:
 
 def test_a_checkpoint_written_by_hand_in_the_documented_format_loads(tmp_path) -> None:
     rng = np.random.default_rng(1)
-    meta = {"format": "mlpcli.checkpoint", "version": 1, "layer_sizes": [784, 10], "activation": "relu",
+    meta = {"format": "mlpcli.files.checkpoint", "version": 1, "layer_sizes": [784, 10], "activation": "relu",
             "output": "softmax", "classes": list("0123456789"), "dataset": "mnist"}  # fmt: skip
     path = _write(tmp_path / "hand.npz", {
         "W1": rng.normal(size=(784, 10)), "b1": np.zeros(10), "norm_mean": np.zeros(784), "norm_std": np.ones(784),

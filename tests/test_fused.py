@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpcli import checkpoint, training
 from mlpcli.config import load_config
 from mlpcli.events import EpochStart
-from mlpcli.fused import LearningRateFold, unsupported
-from mlpcli.loop import LoopSettings, step_path
+from mlpcli.files import checkpoint
 from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP
 from mlpcli.nn.optimizers import make_optimizer
+from mlpcli.training import service as training
+from mlpcli.training.fused import LearningRateFold, unsupported
+from mlpcli.training.loop import LoopSettings, step_path
 
 SIZES = [20, 16, 12, 5]
 

@@ -13,13 +13,14 @@ import pytest
 from conftest import FULL_MNIST
 from typer.testing import CliRunner
 
-from mlpcli import checkpoint, training
 from mlpcli.cli import app
 from mlpcli.config import load_config
 from mlpcli.data.csvfile import read_csv_digits
 from mlpcli.data.load import load_dataset
 from mlpcli.errors import DataError
+from mlpcli.files import checkpoint
 from mlpcli.nn import ACTIVATIONS, MLP
+from mlpcli.training import service as training
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 

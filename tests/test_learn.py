@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from mlpcli.cli import app
 from mlpcli.config import load_config
 from mlpcli.errors import ConfigError
-from mlpcli.network_file import load_network
+from mlpcli.lecture.network_file import load_network
 
 runner = CliRunner()
 CONFIGS = Path(__file__).parent.parent / "configs"

@@ -10,12 +10,13 @@ from conftest import FULL_MNIST, needs_full_mnist
 from picture_cases import CASES, STYLES, accuracy
 from PIL import Image
 
-from mlpcli import checkpoint, training
 from mlpcli.config import load_config
 from mlpcli.data.load import load_dataset
 from mlpcli.errors import ImageError
-from mlpcli.images import load_gray, mnist_preprocess, prepare_image
-from mlpcli.predict import predict_images, predict_paths
+from mlpcli.files import checkpoint
+from mlpcli.inference.pictures import load_gray, mnist_preprocess, prepare_image
+from mlpcli.inference.predictor import predict_images, predict_paths
+from mlpcli.training import service as training
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlpcli import training
 from mlpcli.config import load_config
+from mlpcli.training import service as training
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 RECORDS = ("mnist-best.yaml", "mnist-augmented.yaml", "fashion-best.yaml", "mnist.yaml")

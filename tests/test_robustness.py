@@ -28,14 +28,15 @@ from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
-from mlpcli import checkpoint, training
 from mlpcli.cli import app
 from mlpcli.config import config_from_dict, load_config
 from mlpcli.data import download
 from mlpcli.data.cache import matches
 from mlpcli.data.idx import write_idx
 from mlpcli.errors import CheckpointError, ConfigError, DataError, ImageError, MlpcliError
-from mlpcli.images import prepare_image
+from mlpcli.files import checkpoint
+from mlpcli.inference.pictures import prepare_image
+from mlpcli.training import service as training
 
 runner = CliRunner()
 REPO = Path(__file__).parent.parent
@@ -55,7 +56,7 @@ def _wait_for(predicate, proc: subprocess.Popen, guard: float = 120.0) -> None:
 WRITER = textwrap.dedent(
     """
     import sys, numpy as np
-    from mlpcli import checkpoint
+    from mlpcli.files import checkpoint
     path = sys.argv[1]
     base = checkpoint.load(path)
     i = 0
@@ -263,7 +264,7 @@ def test_checkpoints_with_arbitrary_arrays_raise_only_checkpoint_errors(tmp_path
     makers = {
         "f32": lambda: np.ones((784, 4), np.float32), "i8": lambda: np.ones(3, np.int8),
         "str": lambda: np.array(["a", "b"]), "0d": lambda: np.array(1.5), "big": lambda: np.ones((2, 2, 2)),
-        "json": lambda: np.array(json.dumps({"format": "mlpcli.checkpoint", "version": 1, "layer_sizes": [784, 4],
+        "json": lambda: np.array(json.dumps({"format": "mlpcli.files.checkpoint", "version": 1, "layer_sizes": [784, 4],
                                              "activation": "relu", "output": "softmax"})),
     }  # fmt: skip
     path = tmp_path / "arrays.npz"

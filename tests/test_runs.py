@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from mlpcli import checkpoint
 from mlpcli.cli import app
 from mlpcli.errors import CheckpointError
-from mlpcli.runs import RunLock, RunLocked, claim_run_dir, list_runs, new_run_dir, read_status
+from mlpcli.files import checkpoint
+from mlpcli.runs.folder import RunLock, RunLocked, claim_run_dir, list_runs, new_run_dir, read_status
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 QUICK = ["-c", str(CONFIGS / "quickstart.yaml"), "--set", "model.hidden=[16]", "--epochs", "2"]
@@ -218,7 +218,7 @@ def _header_only(shape: tuple, descr: str = "<f4", extra: bytes = b"\0" * 64) ->
 
 
 def _meta(**overrides) -> dict:
-    meta = {"format": "mlpcli.checkpoint", "version": 1, "layer_sizes": [4, 3, 2], "activation": "relu",
+    meta = {"format": "mlpcli.files.checkpoint", "version": 1, "layer_sizes": [4, 3, 2], "activation": "relu",
             "output": "softmax", "classes": ["a", "b"], "dataset": "x"}  # fmt: skip
     meta.update(overrides)
     return meta

@@ -17,10 +17,11 @@ from conftest import free_port
 from PIL import Image
 from typer.testing import CliRunner
 
-from mlpcli import checkpoint, training
 from mlpcli.cli import app as cli_app
 from mlpcli.config import load_config
 from mlpcli.data.load import load_dataset
+from mlpcli.files import checkpoint
+from mlpcli.training import service as training
 
 fastapi = pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install '.[serve]'")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -216,7 +217,7 @@ def test_serve_without_the_extra_is_one_line(ckpt_path, monkeypatch) -> None:
 
 
 def test_bytes_of_an_upload_are_read_like_a_file(ckpt_path, pictures) -> None:
-    from mlpcli.images import prepare_image
+    from mlpcli.inference.pictures import prepare_image
 
     data = pictures[1].read_bytes()
     np.testing.assert_array_equal(prepare_image(io.BytesIO(data), name="x"), prepare_image(pictures[1]))

@@ -17,8 +17,8 @@ from conftest import free_port
 from typer.testing import CliRunner
 
 from mlpcli.cli import app
-from mlpcli.runs import list_runs
-from mlpcli.threads import usable_cores
+from mlpcli.runs.folder import list_runs
+from mlpcli.training.threads import usable_cores
 
 pytest.importorskip("optuna", reason="the sweep extra (optuna) is not installed: pip install '.[sweep]'")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from threadpoolctl import threadpool_info
 
-from mlpcli import training
 from mlpcli.config import load_config
 from mlpcli.errors import ConfigError
 from mlpcli.events import BatchEnd, Message
-from mlpcli.threads import LoadSample, ThreadGovernor, usable_cores
+from mlpcli.training import service as training
+from mlpcli.training.threads import LoadSample, ThreadGovernor, usable_cores
 
 SMALL = ["name=t", "data.dataset=mnist-sample", "data.validation=500", "model.hidden=[32]", "train.epochs=1"]
 

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpcli import checkpoint, training
 from mlpcli.config import load_config
 from mlpcli.errors import TrainingDiverged
 from mlpcli.events import EpochEnd, EpochStart
-from mlpcli.schedule import learning_rate
+from mlpcli.files import checkpoint
+from mlpcli.nn.schedules import learning_rate
+from mlpcli.training import service as training
 
 SMALL = [
     "name=t",

@@ -194,7 +194,7 @@ def show(
     """Draw training digits as the config's training sees them: each original beside its augmented version."""
     from mlpcli.cli.render import digit_grid
     from mlpcli.config import load_config
-    from mlpcli.preview import preview
+    from mlpcli.training.preview import preview
 
     overrides = list(set_ or []) + ([f"seed={seed}"] if seed is not None else [])
     with user_errors():

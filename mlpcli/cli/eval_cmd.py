@@ -14,7 +14,7 @@ from mlpcli.cli.render import bar, console, digit_block, digit_grid, err_console
 def resolve_checkpoint(given: Path | None) -> Path:
     """The checkpoint given, or the best checkpoint of the newest finished run under ./runs (said on stderr)."""
     from mlpcli.errors import CheckpointError
-    from mlpcli.runs import latest_finished_checkpoint
+    from mlpcli.runs.folder import latest_finished_checkpoint
 
     if given is not None:
         return given
@@ -49,7 +49,7 @@ def eval_command(
 ) -> None:
     """Accuracy, loss, per-class scores, the confusion matrix and the worst mistakes of a checkpoint."""
     from mlpcli.cli.data_cmd import download_progress
-    from mlpcli.evaluate import evaluate_checkpoint
+    from mlpcli.inference.metrics import evaluate_checkpoint
 
     if split not in ("test", "train"):
         raise typer.BadParameter("must be test or train", param_hint="--split")
@@ -152,8 +152,8 @@ def predict(
     ] = None,
 ) -> None:
     """Which digit is in each picture, and how sure the network is (or every row of a Kaggle-style CSV)."""
-    from mlpcli import checkpoint as ckpt_mod
-    from mlpcli.predict import LOW_CONFIDENCE, expand_inputs, predict_paths
+    from mlpcli.files import checkpoint as ckpt_mod
+    from mlpcli.inference.predictor import LOW_CONFIDENCE, expand_inputs, predict_paths
 
     csv_inputs = [p for p in images if p.suffix.lower() == ".csv"]
     if csv_inputs or submission is not None:
@@ -192,9 +192,9 @@ def predict(
 
 def _predict_csv(inputs: list[Path], checkpoint: Path | None, submission: Path | None, json_out: bool) -> None:
     """Every row of one CSV file of 28x28 digits (Kaggle's test.csv), as is: no picture preprocessing."""
-    from mlpcli import checkpoint as ckpt_mod
     from mlpcli.errors import MlpcliError
-    from mlpcli.predict import predict_csv
+    from mlpcli.files import checkpoint as ckpt_mod
+    from mlpcli.inference.predictor import predict_csv
 
     with user_errors():
         if len(inputs) != 1 or inputs[0].suffix.lower() != ".csv":

@@ -16,9 +16,9 @@ def export(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Export a checkpoint as ONNX: raw 0-255 pixels in, probabilities out, normalization included."""
-    from mlpcli import checkpoint as ckpt_mod
-    from mlpcli.export import INPUT, OPSET, OUTPUT
-    from mlpcli.export import export as write_onnx
+    from mlpcli.files import checkpoint as ckpt_mod
+    from mlpcli.inference.export import INPUT, OPSET, OUTPUT
+    from mlpcli.inference.export import export as write_onnx
 
     with user_errors():
         ckpt = ckpt_mod.load(checkpoint)

@@ -32,10 +32,10 @@ def inspect(
     ] = None,
 ) -> None:
     """Architecture and parameter counts (as the lecture counts them); checkpoints add metadata and weights."""
-    from mlpcli import checkpoint
     from mlpcli.config import load_config
-    from mlpcli.lecture import architecture, weight_stats
-    from mlpcli.network_file import is_network_file, load_network
+    from mlpcli.files import checkpoint
+    from mlpcli.lecture.network_file import is_network_file, load_network
+    from mlpcli.lecture.trace import architecture, weight_stats
 
     if weights or png is not None:
         _inspect_weights(path, count, png, json_out)
@@ -100,7 +100,7 @@ def gradcheck(
 
     from mlpcli.config import load_config
     from mlpcli.errors import MlpcliError
-    from mlpcli.lecture import GRADCHECK_TOLERANCE, gradcheck_all, gradcheck_config
+    from mlpcli.lecture.trace import GRADCHECK_TOLERANCE, gradcheck_all, gradcheck_config
 
     with user_errors():
         if config is not None:
@@ -153,9 +153,9 @@ def trace(
 ) -> None:
     """A small network's forward pass, deltas, gradients and one SGD step, in numbers (the lecture's formulas)."""
     from mlpcli.errors import ConfigError
-    from mlpcli.lecture import trace as trace_network
-    from mlpcli.lecture import trace_graph
-    from mlpcli.network_file import load_network
+    from mlpcli.lecture.network_file import load_network
+    from mlpcli.lecture.trace import trace as trace_network
+    from mlpcli.lecture.trace import trace_graph
 
     if graph:
         xyz = _numbers(values, "--values")
@@ -224,10 +224,10 @@ def _render_trace(doc: dict[str, Any]) -> None:
 
 def _inspect_weights(path: Path, count: int, png: Path | None, json_out: bool) -> None:
     """What the weights learned: first-layer templates of a checkpoint, or the matrices of a small network."""
-    from mlpcli import checkpoint
     from mlpcli.errors import MlpcliError
-    from mlpcli.lecture import network_model, weight_templates
-    from mlpcli.network_file import is_network_file, load_network
+    from mlpcli.files import checkpoint
+    from mlpcli.lecture.network_file import is_network_file, load_network
+    from mlpcli.lecture.trace import network_model, weight_templates
 
     with user_errors():
         if path.suffix == ".npz":
@@ -241,7 +241,7 @@ def _inspect_weights(path: Path, count: int, png: Path | None, json_out: bool) -
         if png is not None:
             if found["kind"] == "matrices":
                 raise MlpcliError(f"{path}: its inputs are not a square image, so there are no templates to draw")
-            from mlpcli.plotting import write_templates_png
+            from mlpcli.runs.plots import write_templates_png
 
             write_templates_png(found["units"], png, title=f"{path.name}: first-layer weights")
     if json_out:

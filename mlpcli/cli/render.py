@@ -117,7 +117,7 @@ def curves_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def architecture_table(arch: dict[str, Any]) -> Table:
-    """The layers of an architecture (mlpcli.lecture.architecture) as a table, W in the lecture's form."""
+    """The layers of an architecture (mlpcli.lecture.trace.architecture) as a table, W in the lecture's form."""
     table = Table(
         title=f"architecture {'-'.join(map(str, arch['layer_sizes']))}", title_justify="left", show_edge=False
     )

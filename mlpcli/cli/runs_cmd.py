@@ -24,7 +24,7 @@ def runs(
     """Every run under ROOT, newest first: status, epochs, best validation and test accuracy, training time."""
     from rich.table import Table
 
-    from mlpcli.runs import list_runs
+    from mlpcli.runs.folder import list_runs
 
     with user_errors():
         rows = list_runs(root)
@@ -56,12 +56,12 @@ def compare(
     png: Annotated[Path | None, typer.Option("--png", help="Also write the curves overlaid to this PNG.")] = None,
 ) -> None:
     """The config keys that differ, final and best metrics side by side, and the learning curves overlaid."""
-    from mlpcli.compare import compare as compare_runs
+    from mlpcli.runs.compare import compare as compare_runs
 
     with user_errors():
         doc = compare_runs(run_dirs)
         if png is not None:
-            from mlpcli.plotting import write_compare_png
+            from mlpcli.runs.plots import write_compare_png
 
             write_compare_png(doc["runs"], png)
     if json_out:

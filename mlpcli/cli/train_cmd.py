@@ -27,7 +27,7 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key:
 
 
 def _header(p: Any, run_dir: Path) -> None:
-    from mlpcli.lecture import architecture
+    from mlpcli.lecture.trace import architecture
 
     cfg = p.cfg
     val = len(p.val) if p.val is not None else 0
@@ -55,8 +55,8 @@ def _header(p: Any, run_dir: Path) -> None:
 
 
 def _load_train_config(config: Path | None, resume: Path | None, overrides: list[str]) -> Any:
-    from mlpcli import checkpoint
     from mlpcli.config import config_from_dict, load_config
+    from mlpcli.files import checkpoint
 
     resume_ckpt = checkpoint.load(resume) if resume else None
     if config is not None:
@@ -94,9 +94,9 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the final summary.")] = False,
 ) -> None:
     """Train a network from an experiment config and save its checkpoints."""
-    from mlpcli import training
     from mlpcli.cli.data_cmd import download_progress
-    from mlpcli.runs import discard_empty_run_dir
+    from mlpcli.runs.folder import discard_empty_run_dir
+    from mlpcli.training import service as training
 
     overrides = list(set_ or [])
     if epochs is not None:
@@ -146,7 +146,7 @@ def train(
 def _claim(name: str, out: Path | None, resume: Path | None, overwrite: bool) -> Any:
     """Lock the run's folder; a used --out folder is refused with what to do instead."""
     from mlpcli.errors import MlpcliError
-    from mlpcli.runs import RunFolderUsed, claim_run_dir
+    from mlpcli.runs.folder import RunFolderUsed, claim_run_dir
 
     try:
         return claim_run_dir(name, out=out, resume_from=resume, overwrite=overwrite)
@@ -225,7 +225,7 @@ def plot(
 ) -> None:
     """Write the run's learning curves as a PNG (needs matplotlib, the optional plot extra)."""
     from mlpcli.errors import MlpcliError
-    from mlpcli.plotting import read_metrics, write_curves_png
+    from mlpcli.runs.plots import read_metrics, write_curves_png
 
     with user_errors():
         rows = read_metrics(run_dir / "metrics.csv")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpcli.atomic import atomic_open
 from mlpcli.errors import DataError
+from mlpcli.files.atomic import atomic_open
 
 PIXELS = 784
 CHUNK_ROWS = 4096

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpcli.atomic import write_bytes
 from mlpcli.errors import DataError
+from mlpcli.files.atomic import write_bytes
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from mlpcli import checkpoint
 from mlpcli.errors import ImageError, MlpcliError
-from mlpcli.images import prepare_image
-from mlpcli.lecture import architecture
+from mlpcli.files import checkpoint
+from mlpcli.inference.pictures import prepare_image
+from mlpcli.lecture.trace import architecture
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 8 * 1024 * 1024  # bytes; a phone photo fits, a mistake does not

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlpcli.atomic import write_bytes, write_text
 from mlpcli.config import config_from_dict
 from mlpcli.errors import ConfigError, MlpcliError
 from mlpcli.events import Callback, Message, emit
-from mlpcli.runs import RunLock
+from mlpcli.files.atomic import write_bytes, write_text
+from mlpcli.runs.folder import RunLock
 from mlpcli.sweep.spec import SweepSpec, check_trials, decode, encode, load_sweep, trial_overrides
 from mlpcli.sweep.trial import TrialSpec
-from mlpcli.threads import usable_cores
+from mlpcli.training.threads import usable_cores
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlpcli import training
 from mlpcli.config import config_from_dict
 from mlpcli.errors import MlpcliError, TrainingDiverged
 from mlpcli.events import EpochEnd
+from mlpcli.training import service as training
 
 RUN_FILES = ("config.yaml", "metrics.csv", "checkpoint.npz", "last.npz", "status.json")
 

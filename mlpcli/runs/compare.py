@@ -8,8 +8,8 @@ from typing import Any
 
 from mlpcli.config import read_yaml
 from mlpcli.errors import ConfigError, MlpcliError
-from mlpcli.plotting import read_metrics
-from mlpcli.runs import read_status
+from mlpcli.runs.plots import read_metrics
+from mlpcli.runs.folder import read_status
 
 CURVES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 

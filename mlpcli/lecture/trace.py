@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from mlpcli.checkpoint import Checkpoint
 from mlpcli.config import ExperimentConfig
-from mlpcli.network_file import NetworkSpec
+from mlpcli.files.checkpoint import Checkpoint
+from mlpcli.lecture.network_file import NetworkSpec
 from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.gradcheck import check_gradients
 from mlpcli.nn.losses import pairings

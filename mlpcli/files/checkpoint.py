@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 
 from mlpcli import __version__
-from mlpcli.atomic import atomic_open
-from mlpcli.checkpoint_meta import FORMAT, VERSION, fail, parse_meta
 from mlpcli.data.prepare import Normalizer
 from mlpcli.errors import CheckpointError
+from mlpcli.files.atomic import atomic_open
+from mlpcli.files.checkpoint_meta import FORMAT, VERSION, fail, parse_meta
+from mlpcli.files.npz import Header, NpzError, SafeNpz
 from mlpcli.nn.activations import DEFAULT_LEAKY_SLOPE
 from mlpcli.nn.mlp import MLP
-from mlpcli.npz import Header, NpzError, SafeNpz
 
 
 @dataclass

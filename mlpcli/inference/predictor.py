@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpcli.checkpoint import Checkpoint, normalizer, to_model
 from mlpcli.errors import ImageError
-from mlpcli.images import IMAGE_SUFFIXES, prepare_image
+from mlpcli.files.checkpoint import Checkpoint, normalizer, to_model
+from mlpcli.inference.pictures import IMAGE_SUFFIXES, prepare_image
 
 LOW_CONFIDENCE = 0.6
 

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from mlpcli.atomic import write_text
+from mlpcli.files.atomic import write_text
 from mlpcli.errors import MlpcliError
 
 LOCK_NAME = ".lock"

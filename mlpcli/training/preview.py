@@ -8,7 +8,7 @@ import numpy as np
 
 from mlpcli.config import ExperimentConfig
 from mlpcli.events import Callback
-from mlpcli.training import prepare
+from mlpcli.training.service import prepare
 
 
 @dataclass

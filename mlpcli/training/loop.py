@@ -1,7 +1,7 @@
 """fit(): the training loop. Flat and silent: it emits events and returns a History.
 
 One step: forward, the loss's delta, backward, (weight decay), the optimizer, (max-norm).
-With train.fused (SGD or momentum) the learning rate is folded in (mlpcli.fused): the output
+With train.fused (SGD or momentum) the learning rate is folded in (mlpcli.training.fused): the output
 delta is multiplied by it, so backward gives lr * the gradients, and the update saves a pass.
 Everything a run saves to resume exactly lives in LoopState.
 """
@@ -18,15 +18,15 @@ import numpy as np
 
 from mlpcli.config import EarlyStoppingConfig, ExperimentConfig, ScheduleConfig
 from mlpcli.data.batches import BatchStream, Split
-from mlpcli.diagnostics import layer_diagnostics
 from mlpcli.errors import TrainingDiverged
-from mlpcli.evaluate import evaluate_arrays
 from mlpcli.events import BatchEnd, Callback, EpochEnd, EpochStart, History, TrainStart, emit
-from mlpcli.fused import LearningRateFold, unsupported
+from mlpcli.inference.metrics import evaluate_arrays
+from mlpcli.lecture.diagnostics import layer_diagnostics
 from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP
 from mlpcli.nn.optimizers import Optimizer
-from mlpcli.schedule import learning_rate
+from mlpcli.nn.schedules import learning_rate
+from mlpcli.training.fused import LearningRateFold, unsupported
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpcli import checkpoint
 from mlpcli.data.load import load_dataset
 from mlpcli.data.prepare import Normalizer
 from mlpcli.errors import DataError
 from mlpcli.events import Callback
+from mlpcli.files import checkpoint
 from mlpcli.nn.activations import get_output
 from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP

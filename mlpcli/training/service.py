@@ -14,22 +14,22 @@ from typing import Any
 
 import numpy as np
 
-from mlpcli import checkpoint
-from mlpcli.atomic import deferred_interrupt, remove_stale_temps, write_text
 from mlpcli.config import ExperimentConfig, dump_config
 from mlpcli.data.augment import Distortion
 from mlpcli.data.batches import BatchStream, Split
 from mlpcli.data.load import Dataset, load_dataset
 from mlpcli.data.prepare import Normalizer, fit_normalizer, validation_split
-from mlpcli.diagnostics import lecture_warnings
 from mlpcli.errors import CheckpointError, MlpcliError, TrainingDiverged
-from mlpcli.evaluate import Report, evaluate_arrays
 from mlpcli.events import Callback, EpochEnd, History, Message, emit
-from mlpcli.loop import METRIC_COLUMNS, LoopSettings, LoopState, fit, step_path
+from mlpcli.files import checkpoint
+from mlpcli.files.atomic import deferred_interrupt, remove_stale_temps, write_text
+from mlpcli.inference.metrics import Report, evaluate_arrays
+from mlpcli.lecture.diagnostics import lecture_warnings
 from mlpcli.nn.mlp import MLP
 from mlpcli.nn.optimizers import make_optimizer
-from mlpcli.runs import RunLock, now_iso, read_status, write_status
-from mlpcli.threads import ThreadGovernor
+from mlpcli.runs.folder import RunLock, now_iso, read_status, write_status
+from mlpcli.training.loop import METRIC_COLUMNS, LoopSettings, LoopState, fit, step_path
+from mlpcli.training.threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
 

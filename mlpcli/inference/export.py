@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from mlpcli import __version__
-from mlpcli.atomic import atomic_open
-from mlpcli.checkpoint import Checkpoint
 from mlpcli.errors import MlpcliError
+from mlpcli.files.atomic import atomic_open
+from mlpcli.files.checkpoint import Checkpoint
 
 OPSET = 17
 INPUT, OUTPUT = "pixels", "probabilities"

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from mlpcli.errors import CheckpointError
+from mlpcli.files.npz import Header, NpzError, SafeNpz
 from mlpcli.nn.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE, OUTPUTS
 from mlpcli.nn.losses import LOSSES
-from mlpcli.npz import Header, NpzError, SafeNpz
 
-FORMAT = "mlpcli.checkpoint"
+FORMAT = "mlpcli.files.checkpoint"
 VERSION = 1
 MAX_META_BYTES = 16 * 1024 * 1024  # a long run's history is well under 1 MB
 MAX_META_DEPTH = 32

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from mlpcli.atomic import atomic_open
+from mlpcli.files.atomic import atomic_open
 from mlpcli.errors import MlpcliError
 
 

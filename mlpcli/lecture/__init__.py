@@ -1,0 +1,1 @@
+"""The lecture's tools: trace, gradient checks, diagnostics, network files."""
