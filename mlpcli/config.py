@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from mlpcli.config_errors import format_validation_error
 from mlpcli.errors import ConfigError
@@ -168,6 +168,13 @@ class TrainConfig(StrictModel):
         return self
 
 
+def folder_name_problem(name: str) -> str | None:
+    """Why a run or sweep name is not a single folder name (no '/', '\\', '.', '..'), or None when it is."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or len(name) > 200:
+        return f"{name!r} is not a single folder name (no '/', '\\', '.' or '..'); choose the folder itself with --out"
+    return None
+
+
 class ExperimentConfig(StrictModel):
     """One experiment: data, model, loss, optimizer, schedule and training loop."""
 
@@ -183,6 +190,14 @@ class ExperimentConfig(StrictModel):
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     train: TrainConfig = TrainConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        problem = folder_name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
 
     @model_validator(mode="after")
     def _combinations(self) -> ExperimentConfig:
@@ -290,3 +305,14 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "http://json-schema.org/draft-07/schema#"
     schema["title"] = "mlpcli experiment config"
     return schema
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
+    if not isinstance(tree, dict):
+        return {prefix: tree} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        out.update(flatten(value, path) if isinstance(value, dict) else {path: value})
+    return out

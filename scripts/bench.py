@@ -103,11 +103,20 @@ def paired_epochs(data: Dataset, epochs: int, threads: int, with_torch: bool, se
     Pairing epoch by epoch puts both under the same machine conditions, so their ratio means something;
     numpy's sgemm rate is measured right after each pair too, for mlpcli's share of it.
     """
-    cfg = load_config(None, [
-        "data.validation=0", f"model.hidden={SIZES[1:-1]}", "optimizer.name=momentum", f"optimizer.lr={LR}",
-        f"optimizer.momentum={MOMENTUM}", "schedule.name=constant", f"train.epochs={epochs}",
-        f"train.batch_size={BATCH}", f"seed={seed}",
-    ])  # fmt: skip
+    cfg = load_config(
+        None,
+        [
+            "data.validation=0",
+            f"model.hidden={SIZES[1:-1]}",
+            "optimizer.name=momentum",
+            f"optimizer.lr={LR}",
+            f"optimizer.momentum={MOMENTUM}",
+            "schedule.name=constant",
+            f"train.epochs={epochs}",
+            f"train.batch_size={BATCH}",
+            f"seed={seed}",
+        ],
+    )
     normalizer = fit_normalizer("standardize", data.train_x)
     model = MLP(SIZES, "relu", "softmax").init(np.random.default_rng(seed), "he")
     optimizer = make_optimizer("momentum", LR, MOMENTUM)
@@ -122,8 +131,14 @@ def paired_epochs(data: Dataset, epochs: int, threads: int, with_torch: bool, se
             )
 
     batches = BatchStream(Split(data.train_x, data.train_y), BATCH, normalizer)
-    fit(model, optimizer, batches, LoopSettings.from_config(cfg, None), LoopState(np.random.default_rng(seed)),
-        [on_event])  # fmt: skip
+    fit(
+        model,
+        optimizer,
+        batches,
+        LoopSettings.from_config(cfg, None),
+        LoopState(np.random.default_rng(seed)),
+        [on_event],
+    )
     return pairs
 
 
@@ -144,8 +159,13 @@ def fused_ratio(data: Dataset, threads: int, epochs: int = 7) -> dict[str, Any]:
     with threadpool_limits(threads):
         for epoch in range(1, epochs + 1):
             for name, (model, optimizer, stream, state) in sides.items():
-                settings = LoopSettings(epochs=epoch, base_lr=LR, schedule=ScheduleConfig(name="constant"),
-                                        monitor="train_loss", fused=name == "fused")  # fmt: skip
+                settings = LoopSettings(
+                    epochs=epoch,
+                    base_lr=LR,
+                    schedule=ScheduleConfig(name="constant"),
+                    monitor="train_loss",
+                    fused=name == "fused",
+                )
                 t = time.perf_counter()
                 fit(model, optimizer, stream, settings, state)
                 seconds[name].append(time.perf_counter() - t)
@@ -186,8 +206,13 @@ def normalization_fold(repeats: int = 2000) -> dict[str, float]:
     return out
 
 
-AUGMENT = ["augment.rotate=15", "augment.scale=0.15", "augment.shift=2", "augment.elastic_alpha=34",
-           "augment.elastic_sigma=4"]  # fmt: skip
+AUGMENT = [
+    "augment.rotate=15",
+    "augment.scale=0.15",
+    "augment.shift=2",
+    "augment.elastic_alpha=34",
+    "augment.elastic_sigma=4",
+]
 
 
 def augmentation_ratio(data_dir: Path | None, epochs: int = 4) -> dict[str, Any]:
@@ -201,23 +226,30 @@ def augmentation_ratio(data_dir: Path | None, epochs: int = 4) -> dict[str, Any]
 
     base = ["data.validation=0", f"model.hidden={SIZES[1:-1]}", f"train.batch_size={BATCH}", "train.epochs=1"]
     base += [f"data.dir={data_dir}"] if data_dir else []
-    sides = {name: training.prepare(load_config(REPO / "configs" / "mnist.yaml", base + extra))
-             for name, extra in (("plain", []), ("augmented", AUGMENT))}  # fmt: skip
+    sides = {
+        name: training.prepare(load_config(REPO / "configs" / "mnist.yaml", base + extra))
+        for name, extra in (("plain", []), ("augmented", AUGMENT))
+    }
     optimizers = {name: make_optimizer("momentum", LR, MOMENTUM) for name in sides}
     seconds: dict[str, list[float]] = {name: [] for name in sides}
     threads: dict[str, int] = {}
     for epoch in range(1, epochs + 1):
         for name, p in sides.items():
-            settings = LoopSettings.from_config(p.cfg.model_copy(update={"train": p.cfg.train.model_copy(
-                update={"epochs": epoch})}), None)  # fmt: skip
+            settings = LoopSettings.from_config(
+                p.cfg.model_copy(update={"train": p.cfg.train.model_copy(update={"epochs": epoch})}), None
+            )
             with ThreadGovernor(None, reserve=1 if p.batches.workers else 0) as governor:
                 t = time.perf_counter()
                 fit(p.model, optimizers[name], p.batches, settings, p.state, [governor])
                 seconds[name].append(time.perf_counter() - t)
                 threads[name] = governor.threads
     ratios = [a / b for a, b in zip(seconds["augmented"][1:], seconds["plain"][1:])]  # the first pair: warm-up
-    return {"plain_s": seconds["plain"], "augmented_s": seconds["augmented"], "ratio": statistics.median(ratios),
-            "threads": threads}  # fmt: skip
+    return {
+        "plain_s": seconds["plain"],
+        "augmented_s": seconds["augmented"],
+        "ratio": statistics.median(ratios),
+        "threads": threads,
+    }
 
 
 def peak_rss_of(cmd: list[str], cwd: Path) -> tuple[float, float]:
@@ -282,8 +314,20 @@ def _epoch_times(proc: subprocess.Popen) -> tuple[list[float], Any]:
 
 def _mlpcli_process(data_dir: Path | None, cwd: Path, epochs: int) -> subprocess.Popen:
     config = str(REPO / "configs" / "mnist.yaml")
-    args = [sys.executable, "-m", "mlpcli", "train", "-c", config, "--epochs", str(epochs), "--json", "--quiet",
-            "--set", "data.validation=0"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "mlpcli",
+        "train",
+        "-c",
+        config,
+        "--epochs",
+        str(epochs),
+        "--json",
+        "--quiet",
+        "--set",
+        "data.validation=0",
+    ]
     args += [f"--set=data.dir={data_dir.resolve()}"] if data_dir else []
     return subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -326,8 +370,15 @@ def contention(data_dir: Path | None, with_torch: bool, epochs: int = 4) -> dict
             q = statistics.median(quiet[1:])
             b = statistics.median(busy[1:])
             p2 = max(statistics.median(t[1:]) for t in both)
-            out[tool] = {"quiet_s": q, "busy_s": b, "pair_s": p2, "busy_ratio": b / q, "pair_ratio": p2 / q,
-                         "threads_quiet": threads, "threads_busy": busy_threads}  # fmt: skip
+            out[tool] = {
+                "quiet_s": q,
+                "busy_s": b,
+                "pair_s": p2,
+                "busy_ratio": b / q,
+                "pair_ratio": p2 / q,
+                "threads_quiet": threads,
+                "threads_busy": busy_threads,
+            }
     return out
 
 
@@ -337,8 +388,10 @@ def blas_info() -> list[dict[str, Any]]:
         from threadpoolctl import threadpool_info
     except ImportError:
         return [{"note": "pip install threadpoolctl to report the BLAS"}]
-    return [{k: v for k, v in info.items() if k in ("internal_api", "version", "num_threads", "architecture")}
-            for info in threadpool_info()]  # fmt: skip
+    return [
+        {k: v for k, v in info.items() if k in ("internal_api", "version", "num_threads", "architecture")}
+        for info in threadpool_info()
+    ]
 
 
 def main() -> None:
@@ -379,11 +432,21 @@ def main() -> None:
         ratio = statistics.median(p["mlpcli_s"] / p["torch_s"] for p in pairs) if torch_version else None
         rate = statistics.median(p["sgemm_flops"] for p in pairs)
         share = statistics.median(flops / p["mlpcli_s"] / p["sgemm_flops"] for p in pairs)
-        row = {"round": r + 1, "sgemm_gflops": rate / 1e9, "mlpcli_epoch_s": ours, "torch_epoch_s": theirs,
-               "ratio": ratio, "sgemm_share": share, "pairs": pairs}  # fmt: skip
+        row = {
+            "round": r + 1,
+            "sgemm_gflops": rate / 1e9,
+            "mlpcli_epoch_s": ours,
+            "torch_epoch_s": theirs,
+            "ratio": ratio,
+            "sgemm_share": share,
+            "pairs": pairs,
+        }
         rounds.append(row)
-        print(f"round {r + 1}: mlpcli {ours:.3f} s/epoch, torch {theirs or float('nan'):.3f} s/epoch, "
-              f"sgemm {rate / 1e9:.0f} GFLOP/s", file=sys.stderr)  # fmt: skip
+        print(
+            f"round {r + 1}: mlpcli {ours:.3f} s/epoch, torch {theirs or float('nan'):.3f} s/epoch, "
+            f"sgemm {rate / 1e9:.0f} GFLOP/s",
+            file=sys.stderr,
+        )
 
     normalizer = fit_normalizer("standardize", data.train_x)
     model = MLP(SIZES, "relu", "softmax").init(np.random.default_rng(0), "he")
@@ -405,16 +468,29 @@ def main() -> None:
         mlpcli = [sys.executable, "-m", "mlpcli"]
         data_set = [f"--set=data.dir={args.data_dir}"] if args.data_dir else []
         rss, train_wall = peak_rss_of(
-            [*mlpcli, "train", "--config", str(REPO / "configs" / "mnist.yaml"), "--epochs", "2", "--quiet",
-             "--out", str(tmpdir / "run"), *data_set], tmpdir)  # fmt: skip
+            [
+                *mlpcli,
+                "train",
+                "--config",
+                str(REPO / "configs" / "mnist.yaml"),
+                "--epochs",
+                "2",
+                "--quiet",
+                "--out",
+                str(tmpdir / "run"),
+                *data_set,
+            ],
+            tmpdir,
+        )
         from PIL import Image
 
         Image.fromarray(255 - data.test_x[0].reshape(28, 28)).resize((112, 112)).save(tmpdir / "one.png")
         script = Path(sys.executable).parent / "mlpcli"
         entry = [str(script)] if script.exists() else mlpcli
         help_s = wall_time([*entry, "--help"], tmpdir)
-        predict_s = wall_time([*entry, "predict", "one.png", "-c", str(tmpdir / "run" / "checkpoint.npz"), "--no-show"],
-                              tmpdir)  # fmt: skip
+        predict_s = wall_time(
+            [*entry, "predict", "one.png", "-c", str(tmpdir / "run" / "checkpoint.npz"), "--no-show"], tmpdir
+        )
 
     fused = fused_ratio(data, threads)
     norm_fold = normalization_fold()
@@ -431,7 +507,7 @@ def main() -> None:
             "numpy": np.__version__,
             "torch": torch_version,
             "blas": blas_info(),
-        },  # fmt: skip
+        },
         "network": "784-256-128-10 relu/softmax, batch 128, momentum SGD, float32, 60,000 images",
         "gemm_gflop_per_epoch": flops / 1e9,
         "rounds": rounds,
@@ -486,16 +562,36 @@ def _table(r: dict[str, Any]) -> None:
     ]
     lines.append(("epoch with the fused step / nn/'s plain step", fmt(r["fused_step"]["ratio"], ".3f"), ""))
     nf = r["normalization_fold"]
-    lines.append(("normalization per batch: plain / folded into layer one",
-                  f"{nf['plain_us']:.1f} / {nf['folded_us']:.1f} us", ""))  # fmt: skip
+    lines.append(
+        (
+            "normalization per batch: plain / folded into layer one",
+            f"{nf['plain_us']:.1f} / {nf['folded_us']:.1f} us",
+            "",
+        )
+    )
     for tool, c in (r.get("contention") or {}).items():
-        lines.append((f"{tool}: epoch beside a busy core / quiet", fmt(c["busy_ratio"], ".2f"),
-                      "target <= 1.5" if tool == "mlpcli" else ""))  # fmt: skip
-        lines.append((f"{tool}: epoch with two trainings at once / quiet", fmt(c["pair_ratio"], ".2f"),
-                      "target <= 2.5" if tool == "mlpcli" else ""))  # fmt: skip
+        lines.append(
+            (
+                f"{tool}: epoch beside a busy core / quiet",
+                fmt(c["busy_ratio"], ".2f"),
+                "target <= 1.5" if tool == "mlpcli" else "",
+            )
+        )
+        lines.append(
+            (
+                f"{tool}: epoch with two trainings at once / quiet",
+                fmt(c["pair_ratio"], ".2f"),
+                "target <= 2.5" if tool == "mlpcli" else "",
+            )
+        )
     m = (r.get("contention") or {}).get("mlpcli") or {}
-    lines.append(("mlpcli BLAS threads (auto): quiet / beside a busy core",
-                  f"{m.get('threads_quiet')} / {m.get('threads_busy')}", ""))  # fmt: skip
+    lines.append(
+        (
+            "mlpcli BLAS threads (auto): quiet / beside a busy core",
+            f"{m.get('threads_quiet')} / {m.get('threads_busy')}",
+            "",
+        )
+    )
     width = max(len(a) for a, _, _ in lines)
     for name, value, target in lines:
         print(f"{name:<{width}}  {value:>16}  {target}")

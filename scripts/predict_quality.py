@@ -19,7 +19,7 @@ import numpy as np
 
 from mlpcli.data.load import load_dataset
 from mlpcli.files import checkpoint
-from mlpcli.inference.predictor import predict_images
+from mlpcli.inference.predictor import Predictor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the picture makers live with the tests
 from picture_cases import CASES, STYLES, accuracy  # noqa: E402
@@ -37,10 +37,10 @@ def main() -> None:
     ckpt = checkpoint.load(args.checkpoint)
     data = load_dataset(args.dataset)
     digits, labels = data.test_x[: args.n].reshape(-1, 28, 28), data.test_y[: args.n]
-    raw = float(np.mean(predict_images(ckpt, digits / 255.0).argmax(axis=1) == labels))
+    raw = float(np.mean(Predictor(ckpt).probabilities(digits / 255.0).argmax(axis=1) == labels))
     results: dict[str, float] = {"n": len(labels), "n_drawn": min(args.n_drawn, args.n), "direct": raw}
     direct_drawn = float(
-        np.mean(predict_images(ckpt, digits[: args.n_drawn] / 255.0).argmax(axis=1) == labels[: args.n_drawn])
+        np.mean(Predictor(ckpt).probabilities(digits[: args.n_drawn] / 255.0).argmax(axis=1) == labels[: args.n_drawn])
     )
     results["direct_drawn"] = direct_drawn
     sys.stdout.write(

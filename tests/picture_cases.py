@@ -17,7 +17,7 @@ from PIL import Image, ImageFilter
 
 from mlpcli.files.checkpoint import Checkpoint
 from mlpcli.inference.pictures import prepare_image
-from mlpcli.inference.predictor import predict_images
+from mlpcli.inference.predictor import Predictor
 
 CASES = ("a", "b", "c")
 STYLES = ("thin", "thick", "light_on_dark", "transparent", "photo")
@@ -83,5 +83,5 @@ def accuracy(ckpt: Checkpoint, digits: np.ndarray, labels: np.ndarray, kind: str
             path = Path(tmp) / f"{kind}-{i}.png"
             picture(digit, kind, rng).save(path)
             images.append(prepare_image(path))
-    probs = predict_images(ckpt, np.stack(images))
+    probs = Predictor(ckpt).probabilities(np.stack(images))
     return float(np.mean(probs.argmax(axis=1) == labels))

@@ -20,10 +20,21 @@ from mlpcli.nn.gradcheck import check_gradients
 from mlpcli.training import service as training
 
 FULL = Distortion(rotate=15, scale=0.15, shear=0.2, shift=2, elastic_alpha=34, elastic_sigma=4)
-SMALL = ["name=a", "data.dataset=mnist-sample", "data.validation=500", "model.hidden=[32]", "train.epochs=3",
-         "train.batch_size=100"]  # fmt: skip
-AUGMENT = ["augment.rotate=12", "augment.scale=0.1", "augment.shift=2", "augment.elastic_alpha=34",
-           "augment.elastic_sigma=4"]  # fmt: skip
+SMALL = [
+    "name=a",
+    "data.dataset=mnist-sample",
+    "data.validation=500",
+    "model.hidden=[32]",
+    "train.epochs=3",
+    "train.batch_size=100",
+]
+AUGMENT = [
+    "augment.rotate=12",
+    "augment.scale=0.1",
+    "augment.shift=2",
+    "augment.elastic_alpha=34",
+    "augment.elastic_sigma=4",
+]
 
 
 def _digits(n: int = 64, seed: int = 0) -> np.ndarray:
@@ -103,8 +114,9 @@ def test_same_seed_same_batches_and_labels_are_kept() -> None:
     order = rng.permutation(300)
 
     def batches(seed: int, workers: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        stream = BatchStream(Split(x, y), 64, norm, distortion=FULL, rng=np.random.default_rng(seed),
-                             workers=workers, prefetch=2)  # fmt: skip
+        stream = BatchStream(
+            Split(x, y), 64, norm, distortion=FULL, rng=np.random.default_rng(seed), workers=workers, prefetch=2
+        )
         return [(xb.copy(), yb.copy()) for xb, yb in stream.epoch(order)]
 
     a, b, one, three, other = batches(1, 0), batches(1, 0), batches(1, 1), batches(1, 3), batches(2, 0)
@@ -120,8 +132,14 @@ def test_same_seed_same_batches_and_labels_are_kept() -> None:
 
 def test_prefetch_worker_errors_reach_the_consumer() -> None:
     x = np.zeros((10, 784), np.uint8)
-    stream = BatchStream(Split(x, np.zeros(10, np.uint8)), 4, fit_normalizer("scale01", x), distortion=FULL,
-                         rng=np.random.default_rng(0), workers=2)  # fmt: skip
+    stream = BatchStream(
+        Split(x, np.zeros(10, np.uint8)),
+        4,
+        fit_normalizer("scale01", x),
+        distortion=FULL,
+        rng=np.random.default_rng(0),
+        workers=2,
+    )
 
     def broken(*args, **kwargs) -> np.ndarray:
         raise MemoryError("no room for the batch")
@@ -154,14 +172,17 @@ def test_resume_with_augmentation_is_bit_for_bit(tmp_path: Path) -> None:
     full, part = checkpoint.load(tmp_path / "full" / "last.npz"), checkpoint.load(tmp_path / "part" / "last.npz")
     for k in full.params:
         np.testing.assert_array_equal(full.params[k], part.params[k])
-    rows = [[{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader((d / "metrics.csv").open())]
-            for d in (tmp_path / "full", tmp_path / "part")]  # fmt: skip
+    rows = [
+        [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader((d / "metrics.csv").open())]
+        for d in (tmp_path / "full", tmp_path / "part")
+    ]
     assert rows[0] == rows[1]
 
 
 def test_max_norm_holds_after_every_step() -> None:
-    p = training.prepare(load_config(None, [*SMALL, "model.hidden=[64, 32]", "optimizer.lr=0.5", "model.max_norm=1.5",
-                                            "train.epochs=1"]))  # fmt: skip
+    p = training.prepare(
+        load_config(None, [*SMALL, "model.hidden=[64, 32]", "optimizer.lr=0.5", "model.max_norm=1.5", "train.epochs=1"])
+    )
     norms: list[float] = []
     step = p.model.apply_max_norm
 
@@ -220,7 +241,10 @@ def test_bad_augment_and_regularizer_keys_name_the_field(override: str, message:
 
 def test_augmented_training_still_learns(tmp_path: Path) -> None:
     events: list[object] = []
-    result = training.run(training.prepare(load_config(None, [*SMALL, *AUGMENT, "train.epochs=4"])), tmp_path / "r",
-                          callbacks=[events.append])  # fmt: skip
+    result = training.run(
+        training.prepare(load_config(None, [*SMALL, *AUGMENT, "train.epochs=4"])),
+        tmp_path / "r",
+        callbacks=[events.append],
+    )
     assert result.test.accuracy > 0.8
     assert sum(isinstance(e, EpochEnd) for e in events) == 4

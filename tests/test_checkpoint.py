@@ -12,6 +12,7 @@ import pytest
 
 from mlpcli.errors import CheckpointError
 from mlpcli.files import checkpoint
+from mlpcli.inference.predictor import Predictor
 
 
 def _ckpt(sizes: tuple[int, ...] = (784, 16, 10)) -> checkpoint.Checkpoint:
@@ -50,13 +51,26 @@ def test_round_trip_matches_the_documented_layout(tmp_path) -> None:
 
 def test_a_checkpoint_written_by_hand_in_the_documented_format_loads(tmp_path) -> None:
     rng = np.random.default_rng(1)
-    meta = {"format": "mlpcli.files.checkpoint", "version": 1, "layer_sizes": [784, 10], "activation": "relu",
-            "output": "softmax", "classes": list("0123456789"), "dataset": "mnist"}  # fmt: skip
-    path = _write(tmp_path / "hand.npz", {
-        "W1": rng.normal(size=(784, 10)), "b1": np.zeros(10), "norm_mean": np.zeros(784), "norm_std": np.ones(784),
-        "meta": np.array(json.dumps(meta)),
-    })  # fmt: skip
-    model = checkpoint.to_model(checkpoint.load(path))
+    meta = {
+        "format": "mlpcli.files.checkpoint",
+        "version": 1,
+        "layer_sizes": [784, 10],
+        "activation": "relu",
+        "output": "softmax",
+        "classes": list("0123456789"),
+        "dataset": "mnist",
+    }
+    path = _write(
+        tmp_path / "hand.npz",
+        {
+            "W1": rng.normal(size=(784, 10)),
+            "b1": np.zeros(10),
+            "norm_mean": np.zeros(784),
+            "norm_std": np.ones(784),
+            "meta": np.array(json.dumps(meta)),
+        },
+    )
+    model = Predictor(checkpoint.load(path)).model
     assert model.forward(np.zeros((2, 784), np.float32)).shape == (2, 10)
 
 

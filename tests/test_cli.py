@@ -238,8 +238,10 @@ def test_plot_needs_metrics(tmp_path) -> None:
 def test_a_real_subprocess_trains_and_predicts(tmp_path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "mlpcli", "train", "--config", str(CONFIGS / "quickstart.yaml"), *QUICK],
-        cwd=tmp_path, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     assert "test accuracy" in run.stdout
     _pictures(tmp_path / "pics", 2)
@@ -266,7 +268,7 @@ def test_plot_writes_a_png(trained) -> None:
 def test_plot_without_matplotlib_says_how_to_get_it(trained, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
     result = invoke("plot", str(trained.parent))
-    assert result.exit_code == 1 and "pip install '.[plot]'" in result.stderr
+    assert result.exit_code == 1 and "[plot]'" in result.stderr and "pip install" in result.stderr
 
 
 @pytest.mark.skipif(not FULL_MNIST, reason="set MLPCLI_TEST_MNIST_DIR to the folder of the four MNIST files")

@@ -13,12 +13,12 @@ from mlpcli.events import EpochStart
 from mlpcli.files import checkpoint
 from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP
-from mlpcli.nn.optimizers import make_optimizer
+from mlpcli.nn.optimizers import OPTIMIZERS, make_optimizer
 from mlpcli.training import service as training
-from mlpcli.training.fused import LearningRateFold, unsupported
 from mlpcli.training.loop import LoopSettings, step_path
 
 SIZES = [20, 16, 12, 5]
+FOLDING = [name for name, spec in OPTIMIZERS.items() if spec.make(0.1).folds_lr]  # from the registry
 
 
 def _batches(steps: int, n: int = 32, seed: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -28,46 +28,48 @@ def _batches(steps: int, n: int = 32, seed: int = 1) -> list[tuple[np.ndarray, n
     ]
 
 
-def _step(model: MLP, opt, loss_name: str, wd: float, x, y, lr: float, fold: LearningRateFold | None) -> float:
-    """One step as fit() takes it: plain (fold None) or with the learning rate folded in."""
-    scale = fold.factor(lr) if fold is not None else 1.0
+def _step(model: MLP, opt, loss_name: str, x, y, lr: float) -> float:
+    """One step as fit() takes it; opt.fold says whether the learning rate is folded in."""
+    opt.decay_mask = model.decay_mask()
+    scale = opt.begin_step(lr)
     z = model.forward_train(x, np.random.default_rng(7))  # the same dropout masks on both sides
     value, delta = get_loss(loss_name)(z, y, model.output_activation)
     delta *= delta.dtype.type(scale)
     model.backward(delta)
-    if wd:
-        value += model.add_weight_decay(wd, scale)
-    if fold is not None:
-        fold.step(model.flat, model.grad_flat)
-    else:
-        opt.lr = lr
-        opt.step(model.flat, model.grad_flat)
+    value += opt.penalty(model.flat, model.grad_flat)
+    opt.step(model.flat, model.grad_flat)
     return value
 
 
+def _pair(name: str, lr: float, wd: float = 0.0):
+    plain, fast = make_optimizer(name, lr, weight_decay=wd), make_optimizer(name, lr, weight_decay=wd)
+    fast.fold = True
+    return plain, fast
+
+
 CASES = [
-    # activation, output, loss, optimizer, weight decay, dropout
-    ("relu", "softmax", "cross_entropy", "momentum", 0.0, 0.0),
-    ("relu", "softmax", "cross_entropy", "momentum", 1e-3, 0.3),
-    ("leaky_relu", "softmax", "cross_entropy", "nesterov", 1e-3, 0.0),
-    ("tanh", "softmax", "mse", "sgd", 0.0, 0.2),
-    ("sigmoid", "sigmoid", "bce", "momentum", 1e-4, 0.0),
-    ("linear", "linear", "mse", "sgd", 1e-3, 0.0),
+    # activation, output, loss, weight decay, dropout
+    ("relu", "softmax", "cross_entropy", 0.0, 0.0),
+    ("relu", "softmax", "cross_entropy", 1e-3, 0.3),
+    ("leaky_relu", "softmax", "cross_entropy", 1e-3, 0.0),
+    ("tanh", "softmax", "mse", 0.0, 0.2),
+    ("sigmoid", "sigmoid", "bce", 1e-4, 0.0),
+    ("linear", "linear", "mse", 1e-3, 0.0),
+    ("gelu", "softmax", "cross_entropy", 1e-3, 0.2),
 ]
 
 
-@pytest.mark.parametrize(("activation", "output", "loss", "optimizer", "wd", "dropout"), CASES)
+@pytest.mark.parametrize("optimizer", FOLDING)
+@pytest.mark.parametrize(("activation", "output", "loss", "wd", "dropout"), CASES)
 def test_fused_steps_match_the_plain_path(activation, output, loss, optimizer, wd, dropout) -> None:
     plain = MLP(SIZES, activation, output, dropout=dropout).init(np.random.default_rng(0))
     fast = MLP(SIZES, activation, output, dropout=dropout, params={k: v.copy() for k, v in plain.params.items()})
-    opt_plain, opt_fast = make_optimizer(optimizer, 0.05), make_optimizer(optimizer, 0.05)
-    fold = LearningRateFold(opt_fast)
+    opt_plain, opt_fast = _pair(optimizer, 0.05, wd)
     for i, (x, y) in enumerate(_batches(12)):
         lr = 0.05 * (1 + np.cos(np.pi * i / 12)) / 2 + 0.001  # a schedule: lr changes every step
-        value = _step(plain, opt_plain, loss, wd, x, y, lr, None)
-        assert _step(fast, opt_fast, loss, wd, x, y, lr, fold) == pytest.approx(value, rel=1e-5, abs=1e-7)
+        value = _step(plain, opt_plain, loss, x, y, lr)
+        assert _step(fast, opt_fast, loss, x, y, lr) == pytest.approx(value, rel=1e-5, abs=1e-7)
     np.testing.assert_allclose(fast.flat, plain.flat, rtol=1e-5, atol=1e-6)
-    fold.sync()
     assert opt_fast.t == opt_plain.t
     for key, v in opt_plain.state_dict().items():
         np.testing.assert_allclose(opt_fast.state_dict()[key], v, rtol=1e-4, atol=1e-6)
@@ -77,11 +79,10 @@ def test_fused_steps_match_the_plain_path(activation, output, loss, optimizer, w
 def test_regression_networks_and_float64_match_too(sizes, dtype) -> None:
     plain = MLP(sizes, dtype=dtype).init(np.random.default_rng(0))
     fast = MLP(sizes, dtype=dtype, params={k: v.copy() for k, v in plain.params.items()})
-    opt_plain, opt_fast = make_optimizer("momentum", 0.1), make_optimizer("momentum", 0.1)
-    fold = LearningRateFold(opt_fast)
+    opt_plain, opt_fast = _pair("momentum", 0.1, 1e-3)
     for x, y in _batches(5):
-        _step(plain, opt_plain, "cross_entropy", 1e-3, x.astype(dtype), y, 0.1, None)
-        _step(fast, opt_fast, "cross_entropy", 1e-3, x.astype(dtype), y, 0.1, fold)
+        _step(plain, opt_plain, "cross_entropy", x.astype(dtype), y, 0.1)
+        _step(fast, opt_fast, "cross_entropy", x.astype(dtype), y, 0.1)
     np.testing.assert_allclose(fast.flat, plain.flat, rtol=1e-10 if dtype == np.float64 else 1e-5, atol=1e-7)
 
 
@@ -89,32 +90,33 @@ def test_a_zero_learning_rate_takes_the_plain_step() -> None:
     """Nothing to fold at lr 0: the velocity still gathers the gradient, as nn/'s step does."""
     plain = MLP(SIZES).init(np.random.default_rng(0))
     fast = MLP(SIZES, params={k: v.copy() for k, v in plain.params.items()})
-    opt_plain, opt_fast = make_optimizer("momentum", 0.1), make_optimizer("momentum", 0.1)
-    fold = LearningRateFold(opt_fast)
+    opt_plain, opt_fast = _pair("momentum", 0.1)
     for lr, (x, y) in zip([0.1, 0.0, 0.05], _batches(3)):
-        _step(plain, opt_plain, "cross_entropy", 0.0, x, y, lr, None)
-        _step(fast, opt_fast, "cross_entropy", 0.0, x, y, lr, fold)
-    fold.sync()
+        _step(plain, opt_plain, "cross_entropy", x, y, lr)
+        _step(fast, opt_fast, "cross_entropy", x, y, lr)
     np.testing.assert_allclose(fast.flat, plain.flat, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(opt_fast.state["v"], opt_plain.state["v"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(opt_fast.state_dict()["v"], opt_plain.state_dict()["v"], rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    ("optimizer", "diagnostics", "reason"),
-    [("adam", False, "optimizer Adam"), ("momentum", True, "gradient diagnostics"), ("nesterov", False, None),
-     ("sgd", False, None)],
-)  # fmt: skip
-def test_what_the_fused_step_leaves_to_the_plain_path(optimizer, diagnostics, reason) -> None:
-    assert unsupported(make_optimizer(optimizer, 0.1), diagnostics) == reason
-    if reason is not None and not diagnostics:
-        with pytest.raises(ValueError, match=reason):
-            LearningRateFold(make_optimizer(optimizer, 0.1))
+def test_optimizers_that_cannot_fold_ignore_the_request() -> None:
+    """Adam divides by the gradients' own scale: asked to fold, it still takes gradients as they are."""
+    for name, spec in OPTIMIZERS.items():
+        opt = spec.make(0.1)
+        opt.fold = True
+        assert opt.begin_step(0.1) == (0.1 if opt.folds_lr else 1.0), name
 
 
 SMALL = [
-    "name=t", "data.dataset=mnist-sample", "data.validation=500", "model.hidden=[32, 16]", "train.epochs=4",
-    "train.batch_size=100", "optimizer.name=momentum", "optimizer.weight_decay=0.0005", "schedule.name=cosine",
-]  # fmt: skip
+    "name=t",
+    "data.dataset=mnist-sample",
+    "data.validation=500",
+    "model.hidden=[32, 16]",
+    "train.epochs=4",
+    "train.batch_size=100",
+    "optimizer.name=momentum",
+    "optimizer.weight_decay=0.0005",
+    "schedule.name=cosine",
+]
 
 
 def _rows(run: Path) -> list[dict[str, str]]:

@@ -19,6 +19,7 @@ from mlpcli.data.csvfile import read_csv_digits
 from mlpcli.data.load import load_dataset
 from mlpcli.errors import DataError
 from mlpcli.files import checkpoint
+from mlpcli.inference.predictor import Predictor
 from mlpcli.nn import ACTIVATIONS, MLP
 from mlpcli.training import service as training
 
@@ -39,8 +40,14 @@ def _checkpoint(path: Path, activation: str, output: str, per_pixel: bool = Fals
     mean = rng.uniform(0, 0.3, 784).astype(np.float32) if per_pixel else np.array(0.1307, np.float32)
     std = rng.uniform(0.2, 0.5, 784).astype(np.float32) if per_pixel else np.array(0.3081, np.float32)
     loss = "cross_entropy" if output == "softmax" else "mse"
-    meta = checkpoint.build_meta(model.layer_sizes, activation, output, [str(i) for i in range(10)], "mnist",
-                                 config={"model": {"leaky_slope": 0.2}, "loss": loss})  # fmt: skip
+    meta = checkpoint.build_meta(
+        model.layer_sizes,
+        activation,
+        output,
+        [str(i) for i in range(10)],
+        "mnist",
+        config={"model": {"leaky_slope": 0.2}, "loss": loss},
+    )
     checkpoint.save(path, checkpoint.Checkpoint({k: v.copy() for k, v in model.params.items()}, mean, std, meta))
     return path
 
@@ -65,7 +72,7 @@ def test_onnx_matches_the_forward_pass(tmp_path, activation: str, output: str) -
     assert meta["mlpcli_version"]
     data = load_dataset("mnist-sample")
     ckpt = checkpoint.load(ckpt_path)
-    ours = checkpoint.to_model(ckpt).forward(checkpoint.normalizer(ckpt).apply(data.test_x))
+    ours = Predictor(ckpt).model.forward(Predictor(ckpt).normalizer.apply(data.test_x))
     theirs = _onnx_probabilities(tmp_path / "m.onnx", data.test_x)
     np.testing.assert_allclose(theirs, ours, atol=1e-5, rtol=0)
     np.testing.assert_array_equal(theirs.argmax(axis=1), ours.argmax(axis=1))
@@ -80,7 +87,7 @@ def test_onnx_batch_size_is_dynamic_and_a_trained_model_agrees(tmp_path) -> None
     # the full test set when .ci/run provides MNIST, the shipped sample's otherwise
     data = load_dataset("mnist", data_dir=Path(FULL_MNIST)) if FULL_MNIST else load_dataset("mnist-sample")
     ckpt = checkpoint.load(result.checkpoint)
-    ours = checkpoint.to_model(ckpt).predict_proba(checkpoint.normalizer(ckpt).apply(data.test_x))
+    ours = Predictor(ckpt).model.predict_proba(Predictor(ckpt).normalizer.apply(data.test_x))
     for rows in (slice(0, 1), slice(0, 7), slice(None)):  # n is dynamic
         theirs = _onnx_probabilities(tmp_path / "q.onnx", data.test_x[rows])
         np.testing.assert_allclose(theirs, ours[rows], atol=1e-5, rtol=0)
@@ -91,7 +98,7 @@ def test_export_without_onnx_is_one_line(tmp_path, monkeypatch) -> None:
     ckpt_path = _checkpoint(tmp_path / "m.npz", "relu", "softmax")
     monkeypatch.setitem(sys.modules, "onnx", None)
     result = invoke("export", str(ckpt_path), "-o", str(tmp_path / "m.onnx"))
-    assert result.exit_code == 1 and "pip install '.[onnx]'" in result.stderr
+    assert result.exit_code == 1 and "[onnx]'" in result.stderr and "pip install" in result.stderr
     assert not (tmp_path / "m.onnx").exists()
 
 
@@ -124,7 +131,7 @@ def test_csv_round_trip_train_predict_and_submission(tmp_path, monkeypatch) -> N
     lines = (tmp_path / "submission.csv").read_text().splitlines()
     assert lines[0] == "ImageId,Label" and len(lines) == 301
     ckpt = checkpoint.load(tmp_path / "r" / "checkpoint.npz")
-    expected = checkpoint.to_model(ckpt).forward(checkpoint.normalizer(ckpt).apply(sample.test_x[:300])).argmax(axis=1)
+    expected = Predictor(ckpt).model.forward(Predictor(ckpt).normalizer.apply(sample.test_x[:300])).argmax(axis=1)
     for i, line in enumerate(lines[1:]):
         assert line == f"{i + 1},{expected[i]}"  # ImageId from 1, in order, the network's answer for that row
     doc = json.loads(invoke("predict", "test.csv", "-c", "r/checkpoint.npz", "--json").stdout)
@@ -135,8 +142,19 @@ def test_a_csv_without_a_test_split_says_so(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     sample = load_dataset("mnist-sample")
     _write_csv(tmp_path / "train.csv", sample.train_x[:400], sample.train_y[:400])
-    result = invoke("train", "-c", str(CONFIGS / "quickstart.yaml"), "--set", "data.dataset=train.csv",
-                    "--set", "data.validation=40", "--epochs", "1", "--out", "r")  # fmt: skip
+    result = invoke(
+        "train",
+        "-c",
+        str(CONFIGS / "quickstart.yaml"),
+        "--set",
+        "data.dataset=train.csv",
+        "--set",
+        "data.validation=40",
+        "--epochs",
+        "1",
+        "--out",
+        "r",
+    )
     assert result.exit_code == 0, result.output
     assert "no test split" in result.stderr and "no test report" in result.stdout
     assert json.loads((tmp_path / "r" / "status.json").read_text())["test_accuracy"] is None

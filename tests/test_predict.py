@@ -15,7 +15,7 @@ from mlpcli.data.load import load_dataset
 from mlpcli.errors import ImageError
 from mlpcli.files import checkpoint
 from mlpcli.inference.pictures import load_gray, mnist_preprocess, prepare_image
-from mlpcli.inference.predictor import predict_images, predict_paths
+from mlpcli.inference.predictor import Predictor
 from mlpcli.training import service as training
 
 CONFIGS = Path(__file__).parent.parent / "configs"
@@ -42,9 +42,21 @@ def _digit_picture(digit: np.ndarray) -> Image.Image:
 
 @pytest.mark.parametrize(
     ("mode", "suffix"),
-    [("L", ".png"), ("RGB", ".jpg"), ("RGB", ".bmp"), ("P", ".gif"), ("RGB", ".tiff"), ("RGB", ".webp"),
-     ("RGBA", ".png"), ("LA", ".png"), ("I;16", ".png"), ("1", ".png"), ("P", ".png"), ("CMYK", ".tiff")],
-)  # fmt: skip
+    [
+        ("L", ".png"),
+        ("RGB", ".jpg"),
+        ("RGB", ".bmp"),
+        ("P", ".gif"),
+        ("RGB", ".tiff"),
+        ("RGB", ".webp"),
+        ("RGBA", ".png"),
+        ("LA", ".png"),
+        ("I;16", ".png"),
+        ("1", ".png"),
+        ("P", ".png"),
+        ("CMYK", ".tiff"),
+    ],
+)
 def test_every_format_and_mode_gives_the_same_digit(tmp_path, sample_digits, mode: str, suffix: str) -> None:
     digit = sample_digits[0][0]
     base = _digit_picture(digit)
@@ -125,7 +137,9 @@ def test_raw_needs_28x28(tmp_path, sample_digits) -> None:
 def test_one_bad_file_does_not_stop_the_others(tmp_path, sample_model, sample_digits) -> None:
     _digit_picture(sample_digits[0][0]).save(tmp_path / "good.png")
     (tmp_path / "bad.png").write_bytes(b"nope")
-    preds, failures = predict_paths(checkpoint.load(sample_model), [tmp_path / "good.png", tmp_path / "bad.png"])
+    preds, failures = Predictor(checkpoint.load(sample_model)).predict_pictures(
+        [tmp_path / "good.png", tmp_path / "bad.png"]
+    )
     assert [Path(p.file).name for p in preds] == ["good.png"] and [f[0].name for f in failures] == ["bad.png"]
     assert preds[0].probabilities.sum() == pytest.approx(1.0, abs=1e-5)
 
@@ -136,7 +150,7 @@ def test_preprocessing_reads_pictures_as_well_as_the_raw_digits(sample_model, sa
     n = 250 if kind in CASES else 150  # drawn pages are large: fewer of them
     digits, labels = sample_digits[0][:n], sample_digits[1][:n]
     ckpt = checkpoint.load(sample_model)
-    direct = float(np.mean(predict_images(ckpt, digits / 255.0).argmax(axis=1) == labels))
+    direct = float(np.mean(Predictor(ckpt).probabilities(digits / 255.0).argmax(axis=1) == labels))
     assert accuracy(ckpt, digits, labels, kind) >= direct - 0.03
 
 
@@ -153,7 +167,7 @@ def test_a_full_mnist_model_reads_each_kind_of_picture_at_97_percent(serve, monk
     digits, labels = data.test_x[::10].reshape(-1, 28, 28), data.test_y[::10]
     for kind in CASES:
         assert accuracy(ckpt, digits, labels, kind) >= 0.97, kind
-    direct = float(np.mean(predict_images(ckpt, digits[:300] / 255.0).argmax(axis=1) == labels[:300]))
+    direct = float(np.mean(Predictor(ckpt).probabilities(digits[:300] / 255.0).argmax(axis=1) == labels[:300]))
     for kind in STYLES:
         assert accuracy(ckpt, digits[:300], labels[:300], kind) >= direct - 0.03, kind
 

@@ -36,6 +36,7 @@ from mlpcli.data.idx import write_idx
 from mlpcli.errors import CheckpointError, ConfigError, DataError, ImageError, MlpcliError
 from mlpcli.files import checkpoint
 from mlpcli.inference.pictures import prepare_image
+from mlpcli.inference.predictor import Predictor
 from mlpcli.training import service as training
 
 runner = CliRunner()
@@ -199,8 +200,27 @@ def test_a_cache_path_that_is_a_file(monkeypatch, tmp_path) -> None:
 
 # ---- fuzzed configs and checkpoints ---------------------------------------------------------
 
-KEYS = ["name", "seed", "data", "model", "loss", "optimizer", "schedule", "train", "hidden", "lr", "dropout",
-        "dataset", "validation", "epochs", "batch_size", "activation", "early_stopping", "patience", "x"]  # fmt: skip
+KEYS = [
+    "name",
+    "seed",
+    "data",
+    "model",
+    "loss",
+    "optimizer",
+    "schedule",
+    "train",
+    "hidden",
+    "lr",
+    "dropout",
+    "dataset",
+    "validation",
+    "epochs",
+    "batch_size",
+    "activation",
+    "early_stopping",
+    "patience",
+    "x",
+]
 values = st.recursive(
     st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.floats(allow_nan=True) | st.text(max_size=8),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(KEYS), children, max_size=4),
@@ -233,8 +253,12 @@ def test_fuzzed_yaml_text_raises_only_config_errors(tmp_path, text: str) -> None
 @pytest.fixture(scope="module")
 def good_checkpoint_bytes(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("ck") / "c.npz"
-    model = {"W1": np.ones((784, 4), np.float32), "b1": np.zeros(4, np.float32),
-             "W2": np.ones((4, 10), np.float32), "b2": np.zeros(10, np.float32)}  # fmt: skip
+    model = {
+        "W1": np.ones((784, 4), np.float32),
+        "b1": np.zeros(4, np.float32),
+        "W2": np.ones((4, 10), np.float32),
+        "b2": np.zeros(10, np.float32),
+    }
     meta = checkpoint.build_meta([784, 4, 10], "relu", "softmax", list("0123456789"), "mnist")
     checkpoint.save(path, checkpoint.Checkpoint(model, np.float32(0.1), np.float32(0.3), meta))
     return path.read_bytes()
@@ -254,19 +278,36 @@ def test_damaged_checkpoints_raise_only_checkpoint_errors(tmp_path, good_checkpo
         ckpt = checkpoint.load(path)
     except CheckpointError:
         return
-    checkpoint.to_model(ckpt).forward(np.zeros((1, 784), np.float32))
+    Predictor(ckpt).model.forward(np.zeros((1, 784), np.float32))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.dictionaries(st.sampled_from(["W1", "b1", "W2", "norm_mean", "norm_std", "meta", "opt.t"]),
-                       st.sampled_from(["f32", "i8", "str", "0d", "big", "json"]), max_size=7))  # fmt: skip
+@given(
+    st.dictionaries(
+        st.sampled_from(["W1", "b1", "W2", "norm_mean", "norm_std", "meta", "opt.t"]),
+        st.sampled_from(["f32", "i8", "str", "0d", "big", "json"]),
+        max_size=7,
+    )
+)
 def test_checkpoints_with_arbitrary_arrays_raise_only_checkpoint_errors(tmp_path, spec) -> None:
     makers = {
-        "f32": lambda: np.ones((784, 4), np.float32), "i8": lambda: np.ones(3, np.int8),
-        "str": lambda: np.array(["a", "b"]), "0d": lambda: np.array(1.5), "big": lambda: np.ones((2, 2, 2)),
-        "json": lambda: np.array(json.dumps({"format": "mlpcli.files.checkpoint", "version": 1, "layer_sizes": [784, 4],
-                                             "activation": "relu", "output": "softmax"})),
-    }  # fmt: skip
+        "f32": lambda: np.ones((784, 4), np.float32),
+        "i8": lambda: np.ones(3, np.int8),
+        "str": lambda: np.array(["a", "b"]),
+        "0d": lambda: np.array(1.5),
+        "big": lambda: np.ones((2, 2, 2)),
+        "json": lambda: np.array(
+            json.dumps(
+                {
+                    "format": "mlpcli.files.checkpoint",
+                    "version": 1,
+                    "layer_sizes": [784, 4],
+                    "activation": "relu",
+                    "output": "softmax",
+                }
+            )
+        ),
+    }
     path = tmp_path / "arrays.npz"
     np.savez(path, **{k: makers[v]() for k, v in spec.items()})
     try:
@@ -321,8 +362,18 @@ def test_eval_on_images_of_another_size_is_refused(tmp_path, monkeypatch) -> Non
     result = runner.invoke(app, ["eval", str(ckpt), "--dataset", str(folder)])
     assert result.exit_code == 1 and "has 64 pixels per image but the model expects 784" in result.stderr
     # training on it works: the network's input size follows the data
-    doc = runner.invoke(app, ["train", "--json", *[f"--set={s}" for s in SMALL], f"--set=data.dataset={folder}",
-                              "--set=data.validation=0", "--out", "small"])  # fmt: skip
+    doc = runner.invoke(
+        app,
+        [
+            "train",
+            "--json",
+            *[f"--set={s}" for s in SMALL],
+            f"--set=data.dataset={folder}",
+            "--set=data.validation=0",
+            "--out",
+            "small",
+        ],
+    )
     assert doc.exit_code == 0, doc.output
     assert checkpoint.load(Path("small") / "checkpoint.npz").layer_sizes == [64, 16, 10]
 
@@ -333,8 +384,9 @@ def test_labels_out_of_range_through_the_cli(tmp_path) -> None:
     for f in TINY.glob("*.gz"):
         (folder / f.name).write_bytes(f.read_bytes())
     write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.full(100, 11, np.uint8))
-    result = runner.invoke(app, ["train", *[f"--set={s}" for s in SMALL], f"--set=data.dataset={folder}",
-                                 "--out", str(tmp_path / "o")])  # fmt: skip
+    result = runner.invoke(
+        app, ["train", *[f"--set={s}" for s in SMALL], f"--set=data.dataset={folder}", "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 1
     assert "t10k-labels-idx1-ubyte.gz: label 11 at index 0 is out of range 0..9" in result.stderr
 

@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 from mlpcli.cli import app
 from mlpcli.errors import CheckpointError
 from mlpcli.files import checkpoint
-from mlpcli.runs.folder import RunLock, RunLocked, claim_run_dir, list_runs, new_run_dir, read_status
+from mlpcli.inference.predictor import Predictor
+from mlpcli.runs.folder import RunFolder, RunLocked, claim_run_dir, new_run_dir, run_infos
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 QUICK = ["-c", str(CONFIGS / "quickstart.yaml"), "--set", "model.hidden=[16]", "--epochs", "2"]
@@ -76,23 +77,25 @@ def test_out_onto_a_used_folder_is_refused_unless_overwrite(tmp_path, monkeypatc
     assert invoke("train", *QUICK, "--out", "empty").exit_code == 0
 
 
-def test_resume_continues_in_the_resumed_runs_folder(tmp_path, monkeypatch) -> None:
+def test_resume_of_a_finished_run_trains_longer_in_a_new_folder(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert invoke("train", *QUICK).exit_code == 0
     (folder,) = _folders(tmp_path / "runs" / "quickstart")
+    before = _snapshot(folder)
     result = invoke("train", "--resume", str(folder / "last.npz"), "--epochs", "3", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["run_dir"] == str(folder)
-    assert _folders(tmp_path / "runs" / "quickstart") == [folder]
-    status = read_status(folder)
-    assert status["status"] == "finished" and status["epochs_done"] == 3 and "resumed" in status
+    run_dir = tmp_path / json.loads(result.stdout)["run_dir"]
+    assert run_dir != folder and run_dir.parent == folder.parent
+    assert _snapshot(folder) == before  # the finished run's record is untouched
+    status = RunFolder(run_dir).read_status()
+    assert status.status == "finished" and status.epochs_done == 3 and status.resumes[-1]["after_epoch"] == 2
 
 
 def test_a_held_lock_refuses_a_second_writer_at_once(tmp_path) -> None:
-    with RunLock(tmp_path).acquire():
+    with RunFolder(tmp_path).lock():
         with pytest.raises(RunLocked, match=rf"being written by another process \(pid {os.getpid()}\)"):
             claim_run_dir("x", out=tmp_path)
-    claim_run_dir("x", out=tmp_path).release()  # released: free again
+    claim_run_dir("x", out=tmp_path)[1].release()  # released: free again
 
 
 def _train_process(tmp_path: Path, out: str, *extra: str) -> subprocess.Popen:
@@ -112,7 +115,7 @@ def test_two_concurrent_writers_exactly_one_proceeds(tmp_path) -> None:
     # the folder is one run's, consistently: its config, its checkpoint, its status
     saved_lr = checkpoint.load(tmp_path / "same" / "checkpoint.npz").meta["config"]["optimizer"]["lr"]
     assert f"lr: {saved_lr}" in (tmp_path / "same" / "config.yaml").read_text()
-    assert read_status(tmp_path / "same")["status"] == "finished"
+    assert RunFolder(tmp_path / "same").read_status().status == "finished"
 
 
 def test_a_killed_run_shows_as_such_and_does_not_block_the_next(tmp_path) -> None:
@@ -124,17 +127,18 @@ def test_a_killed_run_shows_as_such_and_does_not_block_the_next(tmp_path) -> Non
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    status = read_status(tmp_path / "victim")
-    assert status["status"] == "killed"
-    result = subprocess.run([sys.executable, "-m", "mlpcli", "runs", ".", "--json"], cwd=tmp_path, capture_output=True,
-                            text=True)  # fmt: skip
+    status = RunFolder(tmp_path / "victim").read_status()
+    assert status.status == "killed"
+    result = subprocess.run(
+        [sys.executable, "-m", "mlpcli", "runs", ".", "--json"], cwd=tmp_path, capture_output=True, text=True
+    )
     (row,) = json.loads(result.stdout)
     assert row["status"] == "killed" and row["epochs_done"] < 400
     # the kernel dropped the dead writer's lock: resuming (which locks the folder again) works at once
     again = ["train", "--resume", "victim/last.npz", "--epochs", str(row["epochs_done"] + 1), "--json"]
     result = subprocess.run([sys.executable, "-m", "mlpcli", *again], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert read_status(tmp_path / "victim")["status"] == "finished"
+    assert RunFolder(tmp_path / "victim").read_status().status == "finished"
 
 
 def test_runs_lists_newest_first_in_text_and_json(tmp_path, monkeypatch) -> None:
@@ -145,8 +149,17 @@ def test_runs_lists_newest_first_in_text_and_json(tmp_path, monkeypatch) -> None
     result = invoke("runs", "--json")
     rows = json.loads(result.stdout)
     assert [r["name"] for r in rows] == ["b", "quickstart"]
-    expected = {"name", "folder", "started", "status", "epochs_done", "epochs_planned", "best_val_accuracy",
-                "test_accuracy", "train_seconds"}  # fmt: skip
+    expected = {
+        "name",
+        "folder",
+        "started",
+        "status",
+        "epochs_done",
+        "epochs_planned",
+        "best_val_accuracy",
+        "test_accuracy",
+        "train_seconds",
+    }
     assert expected <= set(rows[0])
     assert rows[0]["status"] == "finished" and rows[0]["epochs_done"] == 2 and 0.3 < rows[0]["test_accuracy"] <= 1
     text = invoke("runs").stdout
@@ -158,7 +171,7 @@ def test_a_damaged_status_file_does_not_break_runs(tmp_path) -> None:
     for name, text in (("a", '{"started": 5, "status": ["x"], "epochs_done": "many"}'), ("b", "[1, 2]"), ("c", "{")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "status.json").write_text(text)
-    rows = list_runs(tmp_path)
+    rows = run_infos(tmp_path)
     assert [r.folder for r in rows] == [str(tmp_path / "a")] and rows[0].epochs_done is None
     assert invoke("runs", str(tmp_path)).exit_code == 0
 
@@ -188,10 +201,10 @@ def test_eval_without_a_checkpoint_uses_the_newest_finished_run(tmp_path, monkey
     (newer / "checkpoint.npz").write_bytes((tmp_path / "runs/q/finished/checkpoint.npz").read_bytes())
     status = json.loads((tmp_path / "runs/q/finished/status.json").read_text())
     (newer / "status.json").write_text(json.dumps({**status, "status": "running", "started": "2099-01-01T00:00:00"}))
-    assert list_runs(tmp_path / "runs")[0].status == "killed"  # running, but nobody holds its lock
+    assert run_infos(tmp_path / "runs")[0].status == "killed"  # running, but nobody holds its lock
     result = invoke("eval", "--json")
     assert result.exit_code == 0
-    assert "using runs/q/finished/checkpoint.npz (the newest finished run here)" in result.stderr
+    assert "using runs/q/finished/checkpoint.npz (quickstart, test accuracy " in result.stderr
 
 
 # ---- hostile checkpoints -------------------------------------------------------------------
@@ -218,8 +231,15 @@ def _header_only(shape: tuple, descr: str = "<f4", extra: bytes = b"\0" * 64) ->
 
 
 def _meta(**overrides) -> dict:
-    meta = {"format": "mlpcli.files.checkpoint", "version": 1, "layer_sizes": [4, 3, 2], "activation": "relu",
-            "output": "softmax", "classes": ["a", "b"], "dataset": "x"}  # fmt: skip
+    meta = {
+        "format": "mlpcli.files.checkpoint",
+        "version": 1,
+        "layer_sizes": [4, 3, 2],
+        "activation": "relu",
+        "output": "softmax",
+        "classes": ["a", "b"],
+        "dataset": "x",
+    }
     meta.update(overrides)
     return meta
 
@@ -227,12 +247,14 @@ def _meta(**overrides) -> dict:
 def _members(meta: dict | str) -> dict[str, bytes]:
     text = meta if isinstance(meta, str) else json.dumps(meta)
     return {
-        "W1.npy": _array_bytes(np.zeros((4, 3), np.float32)), "b1.npy": _array_bytes(np.zeros(3, np.float32)),
-        "W2.npy": _array_bytes(np.zeros((3, 2), np.float32)), "b2.npy": _array_bytes(np.zeros(2, np.float32)),
+        "W1.npy": _array_bytes(np.zeros((4, 3), np.float32)),
+        "b1.npy": _array_bytes(np.zeros(3, np.float32)),
+        "W2.npy": _array_bytes(np.zeros((3, 2), np.float32)),
+        "b2.npy": _array_bytes(np.zeros(2, np.float32)),
         "norm_mean.npy": _array_bytes(np.array(0.1, np.float32)),
         "norm_std.npy": _array_bytes(np.array(0.3, np.float32)),
         "meta.npy": _array_bytes(np.array(text)),
-    }  # fmt: skip
+    }
 
 
 def _load_measured(path: Path) -> tuple[str, int]:
@@ -323,8 +345,21 @@ JSON = st.recursive(
 )
 
 
-KEYS = ["layer_sizes", "activation", "output", "classes", "config", "metrics", "history", "epoch", "version", "format",
-        "dataset", "resume", "normalization"]  # fmt: skip
+KEYS = [
+    "layer_sizes",
+    "activation",
+    "output",
+    "classes",
+    "config",
+    "metrics",
+    "history",
+    "epoch",
+    "version",
+    "format",
+    "dataset",
+    "resume",
+    "normalization",
+]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -337,5 +372,5 @@ def test_fuzzed_meta_loads_or_fails_cleanly(tmp_path, key, value) -> None:
     except CheckpointError as exc:
         assert "\n" not in str(exc)
         return
-    checkpoint.to_model(ckpt)  # whatever loads must also be usable
+    assert Predictor(ckpt).model is not None  # whatever loads must also be usable
     _ = ckpt.classes

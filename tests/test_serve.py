@@ -164,9 +164,17 @@ def _browser():  # noqa: ANN202
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,900"):  # fmt: skip
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+    ):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(driver), options=options)
 
@@ -213,7 +221,7 @@ def test_serve_without_the_extra_is_one_line(ckpt_path, monkeypatch) -> None:
 
     monkeypatch.setattr(mlpcli.serve.app, "fastapi", None)  # as when `import fastapi` failed
     result = CliRunner().invoke(cli_app, ["serve", str(ckpt_path)])
-    assert result.exit_code == 1 and "pip install '.[serve]'" in result.stderr
+    assert result.exit_code == 1 and "[serve]'" in result.stderr and "pip install" in result.stderr
 
 
 def test_bytes_of_an_upload_are_read_like_a_file(ckpt_path, pictures) -> None:

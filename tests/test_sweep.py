@@ -17,7 +17,7 @@ from conftest import free_port
 from typer.testing import CliRunner
 
 from mlpcli.cli import app
-from mlpcli.runs.folder import list_runs
+from mlpcli.runs.folder import run_infos
 from mlpcli.training.threads import usable_cores
 
 pytest.importorskip("optuna", reason="the sweep extra (optuna) is not installed: pip install '.[sweep]'")
@@ -61,7 +61,7 @@ def test_a_grid_runs_every_combination_once_as_ordinary_runs(tmp_path, monkeypat
     assert doc["best"]["value"] == max(t["value"] for t in doc["trials"])
     assert Path(doc["best"]["checkpoint"]).is_file()
     assert json.loads((tmp_path / "runs/sweeps/s/summary.json").read_text())["ranked"] == doc["ranked"]
-    rows = list_runs(tmp_path / "runs")
+    rows = run_infos(tmp_path / "runs")
     assert len(rows) == 4 and {r.sweep for r in rows} == {"s"} and all(r.status == "finished" for r in rows)
     # each trial's value is its run's best validation accuracy
     for t in doc["trials"]:
@@ -168,10 +168,10 @@ def test_missing_extras_are_one_line(tmp_path, monkeypatch) -> None:
     sweep = _sweep_file(tmp_path, GRID)
     monkeypatch.setitem(sys.modules, "ray", None)
     result = invoke("sweep", str(sweep), "--executor", "ray", "--address", "127.0.0.1:1")
-    assert result.exit_code == 1 and "pip install '.[ray]'" in result.stderr
+    assert result.exit_code == 1 and "[ray]'" in result.stderr and "pip install" in result.stderr
     monkeypatch.setitem(sys.modules, "optuna", None)
     result = invoke("sweep", str(sweep))
-    assert result.exit_code == 1 and "pip install '.[sweep]'" in result.stderr
+    assert result.exit_code == 1 and "[sweep]'" in result.stderr and "pip install" in result.stderr
 
 
 @pytest.fixture
@@ -180,12 +180,27 @@ def ray_head(tmp_path):  # noqa: ANN201
     ray_bin = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
     port = free_port()
     head = subprocess.Popen(
-        [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
-         "--include-dashboard", "false", "--disable-usage-stats", "--block"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            ray_bin,
+            "start",
+            "--head",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num-cpus",
+            "2",
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+            "--block",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # SIGINT stops it, even under `&`
         env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
-    )  # fmt: skip
+    )
     try:
         for _ in range(600):  # wait for the head's port (no time limit on the test itself)
             with socket.socket() as s:

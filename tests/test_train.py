@@ -114,9 +114,13 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoin
 def test_early_stopping_stops_when_the_metric_stalls(tmp_path) -> None:
     # A learning rate so small nothing improves measurably after the first epochs.
     result = _train(
-        tmp_path / "run", "train.epochs=30", "optimizer.lr=1e-9", "optimizer.name=sgd",
-        "schedule.name=constant", "train.early_stopping={patience: 2, metric: val_accuracy}",
-    )  # fmt: skip
+        tmp_path / "run",
+        "train.epochs=30",
+        "optimizer.lr=1e-9",
+        "optimizer.name=sgd",
+        "schedule.name=constant",
+        "train.early_stopping={patience: 2, metric: val_accuracy}",
+    )
     assert result.history.stopped_early and len(result.history.rows) < 30
 
 
@@ -146,8 +150,14 @@ def test_ctrl_c_in_a_real_process_saves_last_and_exits_130(tmp_path) -> None:
     cmd += [f"--set={s}" for s in [*SMALL, "train.epochs=500"]]
     # A shell that starts jobs in the background (`.ci/run &`) hands them SIGINT ignored, and Python
     # keeps ignoring it: give the child the default, as a terminal would.
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     last = tmp_path / "run" / "last.npz"
     deadline = time.monotonic() + 300  # a hang guard, not a speed assertion
     while not last.exists() and proc.poll() is None and time.monotonic() < deadline:

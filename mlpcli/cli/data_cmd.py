@@ -42,9 +42,13 @@ def download_progress(enabled: bool = True) -> Iterator[list[Any]]:
         yield [on_failure]  # no bars, but a failed mirror is still reported (once)
         return
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        console=err_console, transient=False,
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err_console,
+        transient=False,
+    )
     tasks: dict[str, Any] = {}
 
     def on_event(event: Any) -> None:

@@ -8,25 +8,16 @@ from typing import Annotated, Any
 import typer
 
 from mlpcli.cli import complete
-from mlpcli.cli.render import bar, console, digit_block, digit_grid, err_console, note, print_json, user_errors
-
-
-def resolve_checkpoint(given: Path | None) -> Path:
-    """The checkpoint given, or the best checkpoint of the newest finished run under ./runs (said on stderr)."""
-    from mlpcli.errors import CheckpointError
-    from mlpcli.runs.folder import latest_finished_checkpoint
-
-    if given is not None:
-        return given
-    found = latest_finished_checkpoint(Path("runs"))
-    if found is None:
-        raise CheckpointError(
-            "no checkpoint given and no finished run under ./runs; "
-            "train one (mlpcli train --config configs/quickstart.yaml) "
-            "or pass its path"
-        )
-    note(f"using {found} (the newest finished run here)")
-    return found
+from mlpcli.cli.render import (
+    bar,
+    console,
+    digit_block,
+    digit_grid,
+    err_console,
+    print_json,
+    resolve_checkpoint,
+    user_errors,
+)
 
 
 def eval_command(
@@ -49,7 +40,7 @@ def eval_command(
 ) -> None:
     """Accuracy, loss, per-class scores, the confusion matrix and the worst mistakes of a checkpoint."""
     from mlpcli.cli.data_cmd import download_progress
-    from mlpcli.inference.metrics import evaluate_checkpoint
+    from mlpcli.inference.evaluation import evaluate_checkpoint
 
     if split not in ("test", "train"):
         raise typer.BadParameter("must be test or train", param_hint="--split")
@@ -62,14 +53,23 @@ def eval_command(
     for row in per_class:
         row["name"] = ev.classes[int(row["class"])]
     if json_out:
-        print_json({
-            "checkpoint": ev.checkpoint, "dataset": ev.dataset, "split": ev.split, "n": r.n,
-            "accuracy": r.accuracy, "loss": r.loss, "top3_accuracy": r.top3_accuracy, "per_class": per_class,
-            "confusion_matrix": r.confusion.tolist(),
-            "most_confused": [{"true": t, "predicted": p, "count": c} for t, p, c in r.most_confused()],
-            "mistakes": ev.mistakes(errors),
-            "seconds": r.seconds, "images_per_second": r.n / max(r.seconds, 1e-9),
-        })  # fmt: skip
+        print_json(
+            {
+                "checkpoint": ev.checkpoint,
+                "dataset": ev.dataset,
+                "split": ev.split,
+                "n": r.n,
+                "accuracy": r.accuracy,
+                "loss": r.loss,
+                "top3_accuracy": r.top3_accuracy,
+                "per_class": per_class,
+                "confusion_matrix": r.confusion.tolist(),
+                "most_confused": [{"true": t, "predicted": p, "count": c} for t, p, c in r.most_confused()],
+                "mistakes": ev.mistakes(errors),
+                "seconds": r.seconds,
+                "images_per_second": r.n / max(r.seconds, 1e-9),
+            }
+        )
         return
     _render_eval(ev, per_class, errors)
 
@@ -99,8 +99,15 @@ def _render_eval(ev: Any, per_class: list[dict[str, Any]], n_errors: int) -> Non
     wrong = ev.mistakes(n_errors)
     if wrong:
         console.print(f"the {len(wrong)} most confident mistakes:")
-        digit_grid([(ev.images[m["index"]] / 255.0, f"true {ev.classes[m['true']]}, said {ev.classes[m['predicted']]} "
-                     f"{m['confidence']:.0%}") for m in wrong])  # fmt: skip
+        digit_grid(
+            [
+                (
+                    ev.images[m["index"]] / 255.0,
+                    f"true {ev.classes[m['true']]}, said {ev.classes[m['predicted']]} {m['confidence']:.0%}",
+                )
+                for m in wrong
+            ]
+        )
     console.print(f"{r.n / max(r.seconds, 1e-9):,.0f} images/s")
 
 
@@ -152,32 +159,27 @@ def predict(
     ] = None,
 ) -> None:
     """Which digit is in each picture, and how sure the network is (or every row of a Kaggle-style CSV)."""
-    from mlpcli.files import checkpoint as ckpt_mod
-    from mlpcli.inference.predictor import LOW_CONFIDENCE, expand_inputs, predict_paths
+    from mlpcli.inference.predictor import LOW_CONFIDENCE, Predictor, expand_inputs
 
     csv_inputs = [p for p in images if p.suffix.lower() == ".csv"]
     if csv_inputs or submission is not None:
         _predict_csv(images, checkpoint, submission, json_out)
         return
     with user_errors():
-        ckpt = ckpt_mod.load(resolve_checkpoint(checkpoint))
+        predictor = Predictor.load(resolve_checkpoint(checkpoint))
         paths = expand_inputs(images)
         if not paths:
             from mlpcli.errors import ImageError
 
             raise ImageError("no images found in " + ", ".join(map(str, images)))
-        preds, failures = predict_paths(ckpt, paths, raw)
+        preds, failures = predictor.predict_pictures(paths, raw)
     for _, message in failures:
         err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     if json_out:
-        print_json([
-            {"file": p.file, "prediction": p.prediction, "label": p.label, "confidence": p.confidence,
-             "probabilities": [float(v) for v in p.probabilities]}
-            for p in preds
-        ])  # fmt: skip
+        print_json([p.element() for p in preds])
     else:
         show = console.is_terminal if show is None else show
-        k = min(top_k, len(ckpt.classes))
+        k = min(top_k, len(predictor.classes))
         for p in preds:
             label = p.label if p.label == str(p.prediction) else f"{p.prediction} ({p.label})"
             sure = "" if p.confidence >= LOW_CONFIDENCE else "  [yellow]low confidence: the network is unsure[/]"
@@ -185,7 +187,7 @@ def predict(
             if show:
                 console.print(digit_block(p.image), end="")
             for cls, prob in p.top(k):
-                console.print(f"  {ckpt.classes[cls]:>12} {bar(prob)} {prob:6.1%}")
+                console.print(f"  {predictor.classes[cls]:>12} {bar(prob)} {prob:6.1%}")
     if failures:
         raise typer.Exit(1)
 
@@ -193,28 +195,35 @@ def predict(
 def _predict_csv(inputs: list[Path], checkpoint: Path | None, submission: Path | None, json_out: bool) -> None:
     """Every row of one CSV file of 28x28 digits (Kaggle's test.csv), as is: no picture preprocessing."""
     from mlpcli.errors import MlpcliError
-    from mlpcli.files import checkpoint as ckpt_mod
-    from mlpcli.inference.predictor import predict_csv
+    from mlpcli.inference.predictor import Predictor
 
     with user_errors():
         if len(inputs) != 1 or inputs[0].suffix.lower() != ".csv":
             raise MlpcliError("a CSV input is predicted alone: give one .csv file (--submission needs one)")
-        ckpt = ckpt_mod.load(resolve_checkpoint(checkpoint))
-        probs = predict_csv(ckpt, inputs[0])
+        predictor = Predictor.load(resolve_checkpoint(checkpoint))
+        classes = predictor.classes
+        probs = predictor.predict_csv(inputs[0])
         predictions = probs.argmax(axis=1)
         if submission is not None:
             from mlpcli.data.csvfile import write_submission
 
             write_submission(submission, predictions)
     if json_out:
-        print_json([
-            {"row": i + 1, "prediction": int(p), "label": ckpt.classes[int(p)], "confidence": float(probs[i, p]),
-             "probabilities": [float(v) for v in probs[i]]}
-            for i, p in enumerate(predictions)
-        ])  # fmt: skip
+        print_json(
+            [
+                {
+                    "row": i + 1,
+                    "prediction": int(p),
+                    "label": classes[int(p)],
+                    "confidence": float(probs[i, p]),
+                    "probabilities": [float(v) for v in probs[i]],
+                }
+                for i, p in enumerate(predictions)
+            ]
+        )
         return
-    per_class = np_bincount(predictions, len(ckpt.classes))
-    counts = ", ".join(f"{ckpt.classes[c]}: {n}" for c, n in enumerate(per_class))
+    per_class = np_bincount(predictions, len(classes))
+    counts = ", ".join(f"{classes[c]}: {n}" for c, n in enumerate(per_class))
     console.print(f"{inputs[0]}: {len(predictions):,} rows predicted ({counts})")
     if submission is not None:
         console.print(f"wrote {submission} (ImageId,Label; {len(predictions):,} rows)")

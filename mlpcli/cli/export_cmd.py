@@ -1,4 +1,4 @@
-"""`mlpcli export`: a checkpoint as an ONNX model."""
+"""`mlpcli export`: a checkpoint in another tool's format (the exporter registry's formats)."""
 
 from __future__ import annotations
 
@@ -10,24 +10,50 @@ import typer
 from mlpcli.cli.render import console, print_json, user_errors
 
 
+def _formats() -> list[str]:
+    from mlpcli.inference.export import EXPORTERS
+
+    return list(EXPORTERS)
+
+
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint .npz.")],
-    out: Annotated[Path, typer.Option("--output", "-o", help="The ONNX file to write (e.g. model.onnx).")],
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint .npz or a run folder.")],
+    out: Annotated[
+        Path, typer.Option("--output", "-o", help="The file to write (model.onnx, model.safetensors, ...).")
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="onnx or safetensors (default: from the output's suffix).",
+            autocompletion=_formats,
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Export a checkpoint as ONNX: raw 0-255 pixels in, probabilities out, normalization included."""
+    """Export a checkpoint: ONNX (raw 0-255 pixels in, probabilities out) or safetensors (the weights)."""
+    from mlpcli.cli.render import resolve_checkpoint
     from mlpcli.files import checkpoint as ckpt_mod
-    from mlpcli.inference.export import INPUT, OPSET, OUTPUT
-    from mlpcli.inference.export import export as write_onnx
+    from mlpcli.inference.export import exporter_for
 
     with user_errors():
-        ckpt = ckpt_mod.load(checkpoint)
-        write_onnx(ckpt, out)
-    doc = {"checkpoint": str(checkpoint), "onnx": str(out), "opset": OPSET, "input": INPUT, "output": OUTPUT,
-           "layer_sizes": ckpt.layer_sizes, "classes": ckpt.classes, "bytes": out.stat().st_size}  # fmt: skip
+        path = resolve_checkpoint(checkpoint)
+        exporter = exporter_for(fmt, out)
+        ckpt = ckpt_mod.load(path)
+        facts = exporter.write(ckpt, out)
+    doc = {
+        "checkpoint": str(path),
+        "format": exporter.name,
+        exporter.name: str(out),
+        "file": str(out),
+        **facts,
+        "layer_sizes": ckpt.layer_sizes,
+        "classes": ckpt.classes,
+        "bytes": out.stat().st_size,
+    }
+    doc.pop("description", None)
     if json_out:
         print_json(doc)
         return
-    sizes = ckpt.layer_sizes
-    console.print(f"wrote {out} ({doc['bytes']:,} bytes, ONNX opset {OPSET}): input {INPUT!r} float32 (n, {sizes[0]}) "
-                  f"raw 0-255 pixels, output {OUTPUT!r} (n, {sizes[-1]})")  # fmt: skip
+    console.print(f"wrote {out} ({doc['bytes']:,} bytes, {facts['description']})")

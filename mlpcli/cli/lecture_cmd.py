@@ -47,8 +47,12 @@ def inspect(
             doc["kind"] = "checkpoint"
             doc["architecture"] = architecture(ckpt.layer_sizes, ckpt.meta["activation"], ckpt.meta["output"])
             meta = {k: v for k, v in ckpt.meta.items() if k not in ("config", "history", "resume")}
-            doc.update(meta=meta, normalization={"mean": ckpt.norm_mean.tolist(), "std": ckpt.norm_std.tolist()},
-                       weights=weight_stats(ckpt), optimizer_state=sorted(ckpt.opt_state))  # fmt: skip
+            doc.update(
+                meta=meta,
+                normalization={"mean": ckpt.norm_mean.tolist(), "std": ckpt.norm_std.tolist()},
+                weights=weight_stats(ckpt),
+                optimizer_state=sorted(ckpt.opt_state),
+            )
         elif is_network_file(path):
             spec = load_network(path)
             doc["kind"] = "network"
@@ -67,8 +71,10 @@ def inspect(
     from rich.table import Table
 
     meta = doc["meta"]
-    console.print(f"dataset {meta.get('dataset')}, epoch {meta.get('epoch')}, created {meta.get('created')}, "
-                  f"mlpcli {meta.get('mlpcli_version')}")  # fmt: skip
+    console.print(
+        f"dataset {meta.get('dataset')}, epoch {meta.get('epoch')}, created {meta.get('created')}, "
+        f"mlpcli {meta.get('mlpcli_version')}"
+    )
     metrics = meta.get("metrics") or {}
     if metrics:
         console.print(
@@ -86,8 +92,15 @@ def inspect(
     for col in ("array", "shape", "mean", "std", "min", "max", "|w| < 1e-3"):
         table.add_column(col, justify="left" if col in ("array", "shape") else "right")
     for w in doc["weights"]:
-        table.add_row(w["name"], "x".join(map(str, w["shape"])), f"{w['mean']:.4f}", f"{w['std']:.4f}",
-                      f"{w['min']:.4f}", f"{w['max']:.4f}", f"{w['near_zero']:.1%}")  # fmt: skip
+        table.add_row(
+            w["name"],
+            "x".join(map(str, w["shape"])),
+            f"{w['mean']:.4f}",
+            f"{w['std']:.4f}",
+            f"{w['min']:.4f}",
+            f"{w['max']:.4f}",
+            f"{w['near_zero']:.1%}",
+        )
     console.print(table)
 
 
@@ -105,8 +118,14 @@ def gradcheck(
     with user_errors():
         if config is not None:
             cfg = load_config(config)
-            rows = [{"activation": cfg.model.activation, "output": cfg.model.output, "loss": cfg.loss,
-                     "errors": gradcheck_config(cfg)}]  # fmt: skip
+            rows = [
+                {
+                    "activation": cfg.model.activation,
+                    "output": cfg.model.output,
+                    "loss": cfg.loss,
+                    "errors": gradcheck_config(cfg),
+                }
+            ]
         else:
             rows = gradcheck_all()
         worst = max(e for r in rows for e in r["errors"].values())
@@ -115,8 +134,9 @@ def gradcheck(
             print_json({"tolerance": GRADCHECK_TOLERANCE, "passed": passed, "max_error": worst, "checks": rows})
         else:
             names = list(rows[0]["errors"])
-            table = Table(title="max relative error of backprop vs central differences", title_justify="left",
-                          show_edge=False)  # fmt: skip
+            table = Table(
+                title="max relative error of backprop vs central differences", title_justify="left", show_edge=False
+            )
             for col in ("activation", "output + loss", *names):
                 table.add_column(col, justify="left" if col in ("activation", "output + loss") else "right")
             for r in rows:
@@ -168,8 +188,10 @@ def trace(
         console.print(f"f(x, y, z) = (x + y) z at x = {_fmt(doc['x'])}, y = {_fmt(doc['y'])}, z = {_fmt(doc['z'])}")
         console.print(f"forward:  q = x + y = {_fmt(doc['q'])};  f = q z = {_fmt(doc['f'])}")
         console.print(f"backward: df/df = 1;  df/dz = q = {_fmt(doc['df_dz'])};  df/dq = z = {_fmt(doc['df_dq'])}")
-        console.print(f"          df/dx = df/dq * dq/dx = {_fmt(doc['df_dq'])} * 1 = {_fmt(doc['df_dx'])};  "
-                      f"df/dy = df/dq * dq/dy = {_fmt(doc['df_dq'])} * 1 = {_fmt(doc['df_dy'])}")  # fmt: skip
+        console.print(
+            f"          df/dx = df/dq * dq/dx = {_fmt(doc['df_dq'])} * 1 = {_fmt(doc['df_dx'])};  "
+            f"df/dy = df/dq * dq/dy = {_fmt(doc['df_dq'])} * 1 = {_fmt(doc['df_dy'])}"
+        )
         return
     if config is None or input_ is None:
         raise typer.BadParameter("needs --config and --input (or --graph)", param_hint="--config/--input")
@@ -191,8 +213,10 @@ def _render_trace(doc: dict[str, Any]) -> None:
     console.print(f"[bold]forward[/]: x = {_fmt(doc['input'])}")
     for layer in doc["layers"]:
         l, f = layer["layer"], layer["activation"]
-        console.print(f" layer {l}: z{l} = W{l} a{l - 1} + b{l} = {_fmt(layer['W'])} {_fmt(layer['input'])} + "
-                      f"{_fmt(layer['b'])} = {_fmt(layer['z'])}")  # fmt: skip
+        console.print(
+            f" layer {l}: z{l} = W{l} a{l - 1} + b{l} = {_fmt(layer['W'])} {_fmt(layer['input'])} + "
+            f"{_fmt(layer['b'])} = {_fmt(layer['z'])}"
+        )
         console.print(f"          a{l} = {f}(z{l}) = {_fmt(layer['a'])}")
     console.print(f"[bold]output[/] f(x) = {_fmt(doc['output'])}")
     if "target" not in doc:

@@ -7,6 +7,7 @@ import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -30,9 +31,11 @@ def user_errors() -> Iterator[None]:
     except MlpcliError as exc:
         err_console.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
         raise typer.Exit(1) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from mlpcli.errors import Terminated
+
         err_console.print(Text("interrupted", style="yellow"))
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
 
 
 def print_json(document: Any) -> None:
@@ -124,10 +127,23 @@ def architecture_table(arch: dict[str, Any]) -> Table:
     for col in ("layer", "W (neurons x inputs)", "weights", "biases", "parameters", "activation"):
         table.add_column(col, justify="right" if col in ("weights", "biases", "parameters") else "left")
     for row in arch["layers"]:
-        table.add_row(str(row["layer"]), "{} x {}".format(*row["W_shape"]), f"{row['weights']:,}", f"{row['biases']:,}",
-                      f"{row['parameters']:,}", row["activation"])  # fmt: skip
-    table.add_row("total", f"{arch['neurons']:,} neurons", f"{arch['weights']:,}", f"{arch['biases']:,}",
-                  f"{arch['parameters']:,}", "", style="bold")  # fmt: skip
+        table.add_row(
+            str(row["layer"]),
+            "{} x {}".format(*row["W_shape"]),
+            f"{row['weights']:,}",
+            f"{row['biases']:,}",
+            f"{row['parameters']:,}",
+            row["activation"],
+        )
+    table.add_row(
+        "total",
+        f"{arch['neurons']:,} neurons",
+        f"{arch['weights']:,}",
+        f"{arch['biases']:,}",
+        f"{arch['parameters']:,}",
+        "",
+        style="bold",
+    )
     return table
 
 
@@ -137,3 +153,43 @@ def bar(fraction: float, width: int = 24) -> str:
     full = int(cells)
     part = " ▏▎▍▌▋▊▉"[int((cells - full) * 8)] if full < width else ""
     return ("█" * full + part).ljust(width)
+
+
+def resolve_checkpoint(given: Path | None) -> Path:
+    """The checkpoint given (a run folder means its checkpoint.npz), or the default model (said on stderr):
+    the newest finished run under ./runs that is not a sweep trial and did not end at chance."""
+    from mlpcli.errors import CheckpointError
+    from mlpcli.runs.folder import checkpoint_in, default_model
+
+    if given is not None:
+        return checkpoint_in(given)
+    found = default_model(Path("runs"))
+    if found is None:
+        raise CheckpointError(
+            "no checkpoint given and no finished run under ./runs; "
+            "train one (mlpcli train --config configs/quickstart.yaml) or pass its path"
+        )
+    note(f"using {found.describe()}")
+    return found.checkpoint
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM raises Terminated (a KeyboardInterrupt): work ends as after Ctrl-C."""
+    import signal
+    import threading
+
+    from mlpcli.errors import Terminated
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -9,8 +9,14 @@ import typer
 
 from mlpcli.cli.render import console, print_json, sparkline, user_errors
 
-STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow", "diverged": "red", "failed": "red",
-                "killed": "red"}  # fmt: skip
+STATUS_STYLE = {
+    "finished": "green",
+    "running": "cyan",
+    "interrupted": "yellow",
+    "diverged": "red",
+    "failed": "red",
+    "killed": "red",
+}
 
 
 def _pct(v: float | None) -> str:
@@ -24,10 +30,10 @@ def runs(
     """Every run under ROOT, newest first: status, epochs, best validation and test accuracy, training time."""
     from rich.table import Table
 
-    from mlpcli.runs.folder import list_runs
+    from mlpcli.runs.folder import run_infos
 
     with user_errors():
-        rows = list_runs(root)
+        rows = run_infos(root)
     if json_out:
         print_json([r.as_dict() for r in rows])
         return
@@ -44,9 +50,16 @@ def runs(
         epochs = f"{r.epochs_done if r.epochs_done is not None else '?'}/{r.epochs_planned or '?'}"
         seconds = "" if r.train_seconds is None else f"{r.train_seconds:.1f} s"
         name = r.name if r.sweep is None else f"{r.name} [dim]({r.sweep})[/]"
-        table.add_row(name, r.folder, (r.started or "").replace("T", " ").removesuffix("+00:00"),
-                      f"[{style}]{r.status}[/]" if style else r.status, epochs, _pct(r.best_val_accuracy),
-                      _pct(r.test_accuracy), seconds)  # fmt: skip
+        table.add_row(
+            name,
+            r.folder,
+            (r.started or "").replace("T", " ").removesuffix("+00:00"),
+            f"[{style}]{r.status}[/]" if style else r.status,
+            epochs,
+            _pct(r.best_val_accuracy),
+            _pct(r.test_accuracy),
+            seconds,
+        )
     console.print(table)
 
 

@@ -21,8 +21,8 @@ def serve(
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
 ) -> None:
     """Serve a page to draw a digit and watch the network think (needs the serve extra: FastAPI, uvicorn)."""
-    from mlpcli.cli.eval_cmd import resolve_checkpoint
-    from mlpcli.errors import MlpcliError
+    from mlpcli.cli.render import resolve_checkpoint
+    from mlpcli.errors import MissingExtra
 
     with user_errors():
         path = resolve_checkpoint(checkpoint)
@@ -32,7 +32,7 @@ def serve(
         try:
             import uvicorn
         except ImportError:
-            raise MlpcliError("serve needs FastAPI and uvicorn: pip install '.[serve]'") from None
+            raise MissingExtra("serve needs FastAPI and uvicorn", "serve") from None
     if host not in LOOPBACK:
         warn(f"listening on {host}: anyone who can reach this machine can use the page and the API")
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))

@@ -28,8 +28,10 @@ class SweepTable:
             warn(event.text) if event.level == "warning" else note(event.text)
         elif isinstance(event, SweepStart):
             again = f"; {event.done} finished before, {event.rerun} to run again" if event.done or event.rerun else ""
-            note(f"sweep {event.name}: {event.trials} trials, {event.parallel} at a time with {event.threads} BLAS "
-                 f"thread(s) each, on {event.where}; folder {event.folder}{again}")  # fmt: skip
+            note(
+                f"sweep {event.name}: {event.trials} trials, {event.parallel} at a time with {event.threads} BLAS "
+                f"thread(s) each, on {event.where}; folder {event.folder}{again}"
+            )
         elif isinstance(event, TrialStarted):
             self.rows[event.number] = {"params": event.params, "epoch": 0, "value": None, "state": "running"}
         elif isinstance(event, TrialEpoch) and event.number in self.rows:
@@ -95,11 +97,27 @@ def sweep(
             if live:
                 with Live(table.table(), console=console, refresh_per_second=4) as display:
                     table.display = display
-                    doc = run_sweep(file, executor=executor, address=address, parallel=parallel, trials=trials,
-                                    out=out, offline=offline, callbacks=[table])  # fmt: skip
+                    doc = run_sweep(
+                        file,
+                        executor=executor,
+                        address=address,
+                        parallel=parallel,
+                        trials=trials,
+                        out=out,
+                        offline=offline,
+                        callbacks=[table],
+                    )
             else:
-                doc = run_sweep(file, executor=executor, address=address, parallel=parallel, trials=trials, out=out,
-                                offline=offline, callbacks=[table])  # fmt: skip
+                doc = run_sweep(
+                    file,
+                    executor=executor,
+                    address=address,
+                    parallel=parallel,
+                    trials=trials,
+                    out=out,
+                    offline=offline,
+                    callbacks=[table],
+                )
         except SweepInvalid as exc:
             for line in exc.problems:
                 err_console.print(f"[bold red]error:[/] {file}: {line}", soft_wrap=True)
@@ -118,8 +136,11 @@ def _final(doc: dict[str, Any]) -> None:
     table = Table(title=f"{doc['name']}: trials ranked by {metric}", title_justify="left", show_edge=False)
     for col in ("rank", "trial", "parameters", metric, "run folder"):
         table.add_column(col, justify="right" if col in ("rank", "trial", metric) else "left")
-    varied = [k for k in (doc["trials"][0]["params"] if doc["trials"] else {})
-              if len({str(t["params"].get(k)) for t in doc["trials"]}) > 1]  # fmt: skip
+    varied = [
+        k
+        for k in (doc["trials"][0]["params"] if doc["trials"] else {})
+        if len({str(t["params"].get(k)) for t in doc["trials"]}) > 1
+    ]
     for rank, number in enumerate(doc["ranked"], start=1):
         t = by_number[number]
         params = ", ".join(f"{k}={t['params'].get(k)}" for k in varied)
@@ -132,8 +153,10 @@ def _final(doc: dict[str, Any]) -> None:
     if best is None:
         console.print("no trial completed")
         return
-    console.print(f"[bold]best: trial {best['number']}[/], {metric} {best['value']:.4f}: "
-                  + ", ".join(f"{k}={v}" for k, v in best["params"].items()))  # fmt: skip
+    console.print(
+        f"[bold]best: trial {best['number']}[/], {metric} {best['value']:.4f}: "
+        + ", ".join(f"{k}={v}" for k, v in best["params"].items())
+    )
     console.print(f"checkpoint: {best['checkpoint']}")
     if doc.get("importance"):
         top = max(doc["importance"].items(), key=lambda kv: kv[1])

@@ -46,8 +46,11 @@ def _header(p: Any, run_dir: Path) -> None:
         + f"; {cfg.train.epochs} epochs of batch {cfg.train.batch_size}; seed {cfg.seed}"
     )
     m = cfg.model
-    regular = [f"{k.replace('_', ' ')} {v:g}" for k, v in (("dropout", m.dropout), ("input_dropout", m.input_dropout),
-                                                          ("max_norm", m.max_norm)) if v]  # fmt: skip
+    regular = [
+        f"{k.replace('_', ' ')} {v:g}"
+        for k, v in (("dropout", m.dropout), ("input_dropout", m.input_dropout), ("max_norm", m.max_norm))
+        if v
+    ]
     augment = [f"{k} {v:g}" for k, v in cfg.augment.model_dump().items() if v]
     if regular or augment:
         console.print("; ".join(filter(None, [", ".join(regular), "augment " + ", ".join(augment) if augment else ""])))
@@ -55,16 +58,18 @@ def _header(p: Any, run_dir: Path) -> None:
 
 
 def _load_train_config(config: Path | None, resume: Path | None, overrides: list[str]) -> Any:
-    from mlpcli.config import config_from_dict, load_config
-    from mlpcli.files import checkpoint
+    """The config and, with --resume, the checked plan: everything is verified before anything is written."""
+    from mlpcli.config import load_config
+    from mlpcli.training.resume import plan_resume
 
-    resume_ckpt = checkpoint.load(resume) if resume else None
-    if config is not None:
-        return load_config(config, overrides), resume_ckpt
-    if resume_ckpt is not None and "config" in resume_ckpt.meta:
-        return config_from_dict(resume_ckpt.meta["config"], f"{resume} (its stored config)", overrides), resume_ckpt
-    note("no --config given: training the built-in defaults (see 'mlpcli config show')")
-    return load_config(None, overrides), resume_ckpt
+    if resume is not None:
+        plan = plan_resume(resume, config, overrides)
+        if plan.note:
+            note(plan.note)
+        return plan.config, plan
+    if config is None:
+        note("no --config given: training the built-in defaults (see 'mlpcli config show')")
+    return load_config(config, overrides), None
 
 
 def train(
@@ -95,7 +100,7 @@ def train(
 ) -> None:
     """Train a network from an experiment config and save its checkpoints."""
     from mlpcli.cli.data_cmd import download_progress
-    from mlpcli.runs.folder import discard_empty_run_dir
+    from mlpcli.cli.render import terminate_as_interrupt
     from mlpcli.training import service as training
 
     overrides = list(set_ or [])
@@ -111,47 +116,54 @@ def train(
     from mlpcli.cli.train_render import TrainRenderer
 
     renderer = TrainRenderer(live=console.is_terminal and not quiet, quiet=quiet)
-    with user_errors():
-        cfg, resume_ckpt = _load_train_config(config, resume, overrides)
-        lock = _claim(cfg.name, out, resume, overwrite)
-        run_dir = lock.folder
+    with user_errors(), terminate_as_interrupt():
+        cfg, plan = _load_train_config(config, resume, overrides)
+        run, lock = _claim(cfg.name, out, plan.run_in if plan else None, overwrite)
+        run_dir = run.path
         try:
             with download_progress(not json_out) as download_callbacks:
                 prepared = training.prepare(cfg, offline=offline, callbacks=[*download_callbacks, renderer])
         except BaseException:
             lock.release()
-            if out is None and resume is None:
-                discard_empty_run_dir(run_dir)  # nothing was trained: leave no empty run behind
+            if out is None and (plan is None or plan.run_in is None):
+                run.discard_if_empty()  # nothing was trained: leave no empty run behind
             raise
         if not quiet:
             _header(prepared, run_dir)
         try:
-            result = training.run(prepared, run_dir, resume=resume_ckpt, callbacks=[renderer], lock=lock)
+            result = training.run(
+                prepared,
+                run_dir,
+                resume=plan.checkpoint if plan else None,
+                callbacks=[renderer],
+                lock=lock,
+                changes=plan.changes if plan else None,
+            )
         except training.Interrupted as exc:
             renderer.close()
             if exc.last is not None:
-                resume_from = f"--resume {exc.last}"
                 err_console.print(
                     f"[yellow]interrupted[/] during epoch {exc.epoch + 1}; {exc.last} holds epoch {exc.epoch}."
                 )
-                err_console.print(f"resume with: mlpcli train {resume_from}")
+                err_console.print(f"resume with: mlpcli train --resume {exc.last}")
             else:
                 err_console.print("[yellow]interrupted[/] before the first epoch ended; nothing was saved.")
-            raise typer.Exit(130) from None
+            raise typer.Exit(143 if exc.signal == "SIGTERM" else 130) from None
         finally:
             renderer.close()
+            lock.release()
     _summary(result, json_out, quiet)
 
 
-def _claim(name: str, out: Path | None, resume: Path | None, overwrite: bool) -> Any:
+def _claim(name: str, out: Path | None, resume_in: Path | None, overwrite: bool) -> Any:
     """Lock the run's folder; a used --out folder is refused with what to do instead."""
     from mlpcli.errors import MlpcliError
-    from mlpcli.runs.folder import RunFolderUsed, claim_run_dir
+    from mlpcli.runs.folder import RunFolder, RunFolderUsed, claim_run_dir
 
     try:
-        return claim_run_dir(name, out=out, resume_from=resume, overwrite=overwrite)
+        return claim_run_dir(name, out=out, resume_in=resume_in, overwrite=overwrite)
     except RunFolderUsed as exc:
-        last = exc.folder / "last.npz"
+        last = RunFolder(exc.folder).last
         raise MlpcliError(
             f"{exc}; continue it with --resume {last}, choose another --out, or replace it with --overwrite"
             if last.exists()
@@ -183,8 +195,11 @@ def _summary(result: Any, json_out: bool, quiet: bool) -> None:
     if rows and not quiet:
         console.print(curves_table(rows))
     stop = " (stopped early)" if result.history.stopped_early else ""
-    tested = (f"[bold]test accuracy {result.test.accuracy:.2%}[/], loss {result.test.loss:.4f} "
-              if result.test else "no test split, so no test report ")  # fmt: skip
+    tested = (
+        f"[bold]test accuracy {result.test.accuracy:.2%}[/], loss {result.test.loss:.4f} "
+        if result.test
+        else "no test split, so no test report "
+    )
     console.print(
         f"{tested}(best epoch {result.history.best_epoch}{stop}); {doc['train_seconds']:.1f} s of training, "
         f"{result.seconds:.1f} s in all"
@@ -225,11 +240,13 @@ def plot(
 ) -> None:
     """Write the run's learning curves as a PNG (needs matplotlib, the optional plot extra)."""
     from mlpcli.errors import MlpcliError
-    from mlpcli.runs.plots import read_metrics, write_curves_png
+    from mlpcli.runs.folder import RunFolder
+    from mlpcli.runs.plots import write_curves_png
 
     with user_errors():
-        rows = read_metrics(run_dir / "metrics.csv")
+        run = RunFolder(run_dir)
+        rows = run.read_metrics()
         if not rows:
             raise MlpcliError(f"{run_dir / 'metrics.csv'}: no epochs recorded yet")
-        target = write_curves_png(rows, out or run_dir / "curves.png", title=run_dir.name)
+        target = write_curves_png(rows, out or run.curves, title=run_dir.name)
         console.print(f"wrote {target}")

@@ -51,10 +51,15 @@ class TrainRenderer:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.progress = Progress(
-            TextColumn(f"epoch {epoch}/{self.epochs}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:,.0f} samples/s"),
-            TimeRemainingColumn(), console=console, transient=True,
-        )  # fmt: skip
+            TextColumn(f"epoch {epoch}/{self.epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[rate]:,.0f} samples/s"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
         self.task = self.progress.add_task("train", total=self.steps, loss=float("nan"), rate=0.0)
         self.progress.start()
 

@@ -139,8 +139,9 @@ class BatchStream:
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 ready.put(exc)
 
-        threads = [threading.Thread(target=work, args=(k,), name=f"mlpcli-batches-{k}", daemon=True)
-                   for k in range(workers)]  # fmt: skip
+        threads = [
+            threading.Thread(target=work, args=(k,), name=f"mlpcli-batches-{k}", daemon=True) for k in range(workers)
+        ]
         for t in threads:
             t.start()
         try:

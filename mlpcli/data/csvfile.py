@@ -37,8 +37,10 @@ def _header(path: Path, first: str) -> tuple[bool, bool]:
     labelled = cells[0] == "label"
     expected = (["label"] if labelled else []) + [f"pixel{i}" for i in range(PIXELS)]
     if len(cells) != len(expected):
-        raise DataError(f"{path}: the header has {len(cells)} columns; expected {len(expected)} "
-                        f"({'label, ' if labelled else ''}pixel0 ... pixel783)")  # fmt: skip
+        raise DataError(
+            f"{path}: the header has {len(cells)} columns; expected {len(expected)} "
+            f"({'label, ' if labelled else ''}pixel0 ... pixel783)"
+        )
     for i, (got, want) in enumerate(zip(cells, expected), start=1):
         if got != want:
             raise DataError(f"{path}: header column {i} is {got!r}, expected {want!r}")

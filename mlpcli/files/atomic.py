@@ -49,21 +49,30 @@ def write_text(path: Path | str, text: str) -> None:
 
 @contextmanager
 def deferred_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) until the block ends, so a write in progress is never cut short."""
+    """Hold Ctrl-C (SIGINT) and SIGTERM until the block ends, so a write in progress is never cut short."""
     import signal
     import threading
+
+    from mlpcli.errors import Terminated
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in _stop_signals()}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         if received:
-            raise KeyboardInterrupt
+            raise Terminated if received[0] == signal.SIGTERM else KeyboardInterrupt
+
+
+def _stop_signals() -> tuple[int, ...]:  # noqa: N802 - a constant computed late (signal is imported lazily)
+    import signal
+
+    return (signal.SIGINT, signal.SIGTERM) if hasattr(signal, "SIGTERM") else (signal.SIGINT,)
 
 
 def remove_stale_temps(folder: Path) -> list[Path]:

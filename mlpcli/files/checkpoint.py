@@ -18,13 +18,11 @@ from typing import Any
 import numpy as np
 
 from mlpcli import __version__
-from mlpcli.data.prepare import Normalizer
 from mlpcli.errors import CheckpointError
 from mlpcli.files.atomic import atomic_open
 from mlpcli.files.checkpoint_meta import FORMAT, VERSION, fail, parse_meta
 from mlpcli.files.npz import Header, NpzError, SafeNpz
-from mlpcli.nn.activations import DEFAULT_LEAKY_SLOPE
-from mlpcli.nn.mlp import MLP
+from mlpcli.nn.activations import activation_params
 
 
 @dataclass
@@ -54,9 +52,9 @@ class Checkpoint:
         return str(self.config.get("loss") or "cross_entropy")
 
     @property
-    def leaky_slope(self) -> float:
-        """leaky_relu's negative slope."""
-        return float((self.config.get("model") or {}).get("leaky_slope", DEFAULT_LEAKY_SLOPE))
+    def activation_params(self) -> dict[str, float]:
+        """The hidden activation's parameters as trained (e.g. leaky_relu's slope), defaults filled in."""
+        return activation_params(self.meta["activation"], self.config.get("model") or {})
 
     @property
     def classes(self) -> list[str]:
@@ -138,8 +136,11 @@ def _load(path: Path, npz: SafeNpz) -> Checkpoint:
     for name in ("norm_mean", "norm_std"):
         if name not in npz.members:
             raise fail(path, f"missing array {name}")
-    extra = [n for n in npz.members if n not in expected and n not in ("norm_mean", "norm_std", "meta")
-             and not n.startswith("opt.")]  # fmt: skip
+    extra = [
+        n
+        for n in npz.members
+        if n not in expected and n not in ("norm_mean", "norm_std", "meta") and not n.startswith("opt.")
+    ]
     if extra:
         raise fail(path, f"unexpected member {extra[0]!r}; not a checkpoint written by mlpcli")
 
@@ -176,21 +177,10 @@ def _load(path: Path, npz: SafeNpz) -> Checkpoint:
         def bounded(head: Header, name: str = name) -> None:
             size = int(np.prod(head.shape, dtype=object))
             if head.dtype.kind not in "fiu" or head.dtype.itemsize > 8 or size > total:
-                raise NpzError(f"{name}: optimizer state of {head.dtype} {head.shape} does not fit a network of "
-                               f"{total:,} parameters")  # fmt: skip
+                raise NpzError(
+                    f"{name}: optimizer state of {head.dtype} {head.shape} does not fit a network of "
+                    f"{total:,} parameters"
+                )
 
         opt_state[name.removeprefix("opt.")] = npz.read(name, bounded)
     return Checkpoint(params, norm["norm_mean"], norm["norm_std"], meta, opt_state, path)
-
-
-def to_model(ckpt: Checkpoint) -> MLP:
-    """The network a checkpoint holds, ready for forward passes (float32)."""
-    return MLP(
-        ckpt.layer_sizes, ckpt.meta["activation"], ckpt.meta["output"], params=ckpt.params,
-        leaky_slope=ckpt.leaky_slope,
-    )  # fmt: skip
-
-
-def normalizer(ckpt: Checkpoint) -> Normalizer:
-    """The pixel normalization the model was trained with."""
-    return Normalizer(ckpt.norm_mean, ckpt.norm_std)

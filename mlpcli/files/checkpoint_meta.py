@@ -105,11 +105,21 @@ def _check_meta_fields(path: Path, meta: dict[str, Any], sizes: list[int]) -> No
         or not all(isinstance(c, (str, int)) for c in classes)
     ):
         raise fail(path, f"meta.classes must list {sizes[-1]} names, found {_show(classes)}")
-    for key, kind in (("config", dict), ("metrics", dict), ("resume", dict), ("history", list),
-                      ("normalization", dict), ("dataset", str), ("created", str)):  # fmt: skip
+    for key, kind in (
+        ("config", dict),
+        ("metrics", dict),
+        ("resume", dict),
+        ("history", list),
+        ("normalization", dict),
+        ("dataset", str),
+        ("created", str),
+    ):
         if key in meta and meta[key] is not None and not isinstance(meta[key], kind):
-            raise fail(path, f"meta.{key} must be a {'mapping' if kind is dict else kind.__name__}, "
-                              f"found {type(meta[key]).__name__}")  # fmt: skip
+            raise fail(
+                path,
+                f"meta.{key} must be a {'mapping' if kind is dict else kind.__name__}, "
+                f"found {type(meta[key]).__name__}",
+            )
     if "epoch" in meta and (not isinstance(meta["epoch"], int) or isinstance(meta["epoch"], bool)):
         raise fail(path, f"meta.epoch must be an integer, found {_show(meta['epoch'])}")
     model = (meta.get("config") or {}).get("model")

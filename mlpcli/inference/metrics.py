@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from mlpcli.data.load import load_dataset
 from mlpcli.data.prepare import Normalizer
-from mlpcli.errors import DataError
-from mlpcli.events import Callback
-from mlpcli.files import checkpoint
 from mlpcli.nn.activations import get_output
 from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP
@@ -43,10 +38,15 @@ class Report:
         denom = precision + recall
         f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
         return [
-            {"class": i, "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-             "support": int(support[i])}
+            {
+                "class": i,
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i in range(cm.shape[0])
-        ]  # fmt: skip
+        ]
 
     def most_confused(self, k: int = 5) -> list[tuple[int, int, int]]:
         """The k largest off-diagonal counts as (true, predicted, count), largest first."""
@@ -94,50 +94,3 @@ def evaluate_arrays(
         report.confusion, report.predictions, report.confidences = cm, preds, conf
     report.seconds = time.perf_counter() - start
     return report
-
-
-@dataclass
-class Evaluation:
-    """An evaluation of a checkpoint on one split of a dataset."""
-
-    checkpoint: str
-    dataset: str
-    split: str
-    classes: list[str]
-    report: Report
-    images: np.ndarray  # uint8 (n, d) of the split, for drawing errors
-    labels: np.ndarray
-
-    def mistakes(self, limit: int | None = None) -> list[dict[str, int | float]]:
-        """Misclassified images, most confident first: index in the split, true and predicted class, confidence."""
-        r = self.report
-        wrong = np.flatnonzero(r.predictions != self.labels)
-        wrong = wrong[np.argsort(-r.confidences[wrong], kind="stable")][:limit]
-        return [
-            {"index": int(i), "true": int(self.labels[i]), "predicted": int(r.predictions[i]),
-             "confidence": float(r.confidences[i])}
-            for i in wrong
-        ]  # fmt: skip
-
-
-def evaluate_checkpoint(
-    ckpt_path: Path,
-    dataset: str | None = None,
-    data_dir: Path | None = None,
-    split: str = "test",
-    offline: bool = False,
-    callbacks: list[Callback] | None = None,
-) -> Evaluation:
-    """Evaluate a checkpoint on a split of its own dataset (or another), with its stored normalization."""
-    ckpt = checkpoint.load(ckpt_path)
-    name = dataset or ckpt.meta.get("dataset") or "mnist"
-    data = load_dataset(name, data_dir=data_dir, offline=offline, callbacks=callbacks)
-    x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
-    if x.shape[1] != ckpt.layer_sizes[0]:
-        raise DataError(f"{data.name} has {x.shape[1]} pixels per image but the model expects {ckpt.layer_sizes[0]}")
-    if int(y.max(initial=0)) >= ckpt.layer_sizes[-1]:
-        raise DataError(f"{data.name} has labels up to {int(y.max())} but the model has {ckpt.layer_sizes[-1]} outputs")
-    loss = ckpt.loss
-    report = evaluate_arrays(checkpoint.to_model(ckpt), checkpoint.normalizer(ckpt), x, y, loss, full=True)
-    classes = list(data.classes) if dataset else ckpt.classes
-    return Evaluation(str(ckpt_path), data.name, split, classes, report, x, y)

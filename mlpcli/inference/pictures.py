@@ -177,8 +177,10 @@ def _despeckle(mask: np.ndarray) -> np.ndarray:
     p = np.pad(mask, 1).astype(np.int8)
     neighbours = sum(
         p[1 + dy : p.shape[0] - 1 + dy, 1 + dx : p.shape[1] - 1 + dx]
-        for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx
-    )  # fmt: skip
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if dy or dx
+    )
     return mask & (neighbours >= 2)
 
 

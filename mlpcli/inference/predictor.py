@@ -1,25 +1,37 @@
-"""The predict service: pictures in, the checkpoint's probabilities out."""
+"""Inference has one owner: a Predictor, built once from a checkpoint.
+
+It holds the network, the pixel normalization, the class names and the input shape the
+checkpoint was trained on, and gives probabilities, every layer's activations, and the
+`mlpcli predict --json` element. eval, predict, serve, export and the end-of-training test
+all take their model from here.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from mlpcli.data.prepare import Normalizer
 from mlpcli.errors import ImageError
-from mlpcli.files.checkpoint import Checkpoint, normalizer, to_model
+from mlpcli.factory import build_model
+from mlpcli.files import checkpoint as checkpoint_file
+from mlpcli.files.checkpoint import Checkpoint
 from mlpcli.inference.pictures import IMAGE_SUFFIXES, prepare_image
+from mlpcli.nn.mlp import MLP
 
 LOW_CONFIDENCE = 0.6
 
 
 @dataclass
 class Prediction:
-    """One picture's result: the 28x28 the network saw, and its output."""
+    """One input's result: the image the network saw, and its output."""
 
     file: str
-    image: np.ndarray  # (28, 28) float32 in [0, 1], ink bright
+    image: np.ndarray  # (side, side) float32 in [0, 1], ink bright
     probabilities: np.ndarray  # (k,)
     label: str
 
@@ -38,6 +50,87 @@ class Prediction:
         order = np.argsort(-self.probabilities, kind="stable")[:k]
         return [(int(i), float(self.probabilities[i])) for i in order]
 
+    def element(self) -> dict[str, Any]:
+        """One element of `mlpcli predict --json`: file, prediction, label, confidence, probabilities."""
+        return {
+            "file": self.file,
+            "prediction": self.prediction,
+            "label": self.label,
+            "confidence": self.confidence,
+            "probabilities": [float(v) for v in self.probabilities],
+        }
+
+
+class Predictor:
+    """A checkpoint ready to predict: model, normalizer, classes and input shape, built once."""
+
+    def __init__(self, ckpt: Checkpoint) -> None:
+        self.checkpoint = ckpt
+        self.path = ckpt.path
+        self.model: MLP = model_of(ckpt)
+        self.normalizer = Normalizer(ckpt.norm_mean, ckpt.norm_std)
+        self.classes: list[str] = ckpt.classes
+        self.inputs: int = ckpt.layer_sizes[0]
+        side = math.isqrt(self.inputs)
+        self.side: int | None = side if side * side == self.inputs else None  # pictures need a square input
+
+    @classmethod
+    def load(cls, path: Path | str) -> Predictor:
+        """Read the checkpoint at path (CheckpointError says what is wrong) and build its predictor."""
+        return cls(checkpoint_file.load(path))
+
+    def _check(self, x: np.ndarray) -> np.ndarray:
+        flat = x.reshape(x.shape[0], -1)
+        if flat.shape[1] != self.inputs:
+            raise ImageError(f"the model expects {self.inputs} pixels per image, the images have {flat.shape[1]}")
+        return flat
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities (n, k) float32 for images (n, side, side) or (n, inputs) with pixels in [0, 1]."""
+        return self.model.predict_proba(self.normalizer.apply_unit(self._check(images)))
+
+    def probabilities_raw(self, pixels: np.ndarray) -> np.ndarray:
+        """Probabilities (n, k) for uint8 pixels (n, inputs) in 0..255, as the IDX and CSV files hold them."""
+        return self.model.predict_proba(self.normalizer.apply(self._check(pixels)))
+
+    def activations(self, image: np.ndarray) -> list[np.ndarray]:
+        """Every layer's activation [a^1 (h1,), ..., output (k,)] for one image (side, side) in [0, 1]."""
+        x = self.normalizer.apply_unit(self._check(image.reshape(1, -1)))
+        return [a[0] for a in self.model.layer_activations(x)]
+
+    def prediction(self, name: str, image: np.ndarray, probabilities: np.ndarray) -> Prediction:
+        """A Prediction for one input."""
+        return Prediction(name, image, probabilities, self.classes[int(np.argmax(probabilities))])
+
+    def predict_pictures(self, paths: list[Path], raw: bool = False) -> tuple[list[Prediction], list[tuple[Path, str]]]:
+        """Predict every readable picture; returns (predictions, [(path, error message)]), in input order."""
+        if self.side is None:
+            raise ImageError(f"the model takes {self.inputs} inputs, not a square picture")
+        images, ok, failures = [], [], []
+        for path in paths:
+            try:
+                images.append(prepare_image(path, raw))
+                ok.append(path)
+            except ImageError as exc:
+                failures.append((path, str(exc)))
+        if not images:
+            return [], failures
+        probs = self.probabilities(np.stack(images))
+        return [self.prediction(str(p), img, pr) for p, img, pr in zip(ok, images, probs)], failures
+
+    def predict_csv(self, path: Path) -> np.ndarray:
+        """Probabilities (n, k) for every row of a CSV of digits (a label column ignored), used as they are."""
+        from mlpcli.data.csvfile import read_csv_digits
+
+        x, _ = read_csv_digits(path, len(self.classes))
+        return self.probabilities_raw(x)
+
+
+def model_of(ckpt: Checkpoint) -> MLP:
+    """The network a checkpoint holds (float32), built by the same factory training uses."""
+    model = {**(ckpt.config.get("model") or {}), "activation": ckpt.meta["activation"], "output": ckpt.meta["output"]}
+    return build_model(model, ckpt.layer_sizes, params=ckpt.params)
+
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
     """Files as given; folders replaced by their images (sorted). Missing paths are kept to fail later."""
@@ -48,39 +141,3 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
         else:
             out.append(p)
     return out
-
-
-def predict_images(ckpt: Checkpoint, images: np.ndarray) -> np.ndarray:
-    """Probabilities (n, k) for images (n, 28, 28) in [0, 1], with the checkpoint's normalization."""
-    if images.shape[1] * images.shape[2] != ckpt.layer_sizes[0]:
-        raise ImageError(f"the model expects {ckpt.layer_sizes[0]} pixels per image, the images have {images[0].size}")
-    model = to_model(ckpt)
-    x = normalizer(ckpt).apply_unit(images.reshape(images.shape[0], -1))
-    return model.predict_proba(x)
-
-
-def predict_paths(
-    ckpt: Checkpoint, paths: list[Path], raw: bool = False
-) -> tuple[list[Prediction], list[tuple[Path, str]]]:
-    """Predict every readable picture; returns (predictions, [(path, error message)])."""
-    images, ok, failures = [], [], []
-    for path in paths:
-        try:
-            images.append(prepare_image(path, raw))
-            ok.append(path)
-        except ImageError as exc:
-            failures.append((path, str(exc)))
-    if not images:
-        return [], failures
-    probs = predict_images(ckpt, np.stack(images))
-    classes = ckpt.classes
-    preds = [Prediction(str(p), img, pr, classes[int(np.argmax(pr))]) for p, img, pr in zip(ok, images, probs)]
-    return preds, failures
-
-
-def predict_csv(ckpt: Checkpoint, path: Path) -> np.ndarray:
-    """Probabilities (n, k) for every row of a CSV of 28x28 digits (label column ignored), used as they are."""
-    from mlpcli.data.csvfile import read_csv_digits
-
-    x, _ = read_csv_digits(path, len(ckpt.classes))
-    return predict_images(ckpt, x.reshape(x.shape[0], 28, 28).astype(np.float32) / 255.0)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from mlpcli.config import ExperimentConfig
+from mlpcli.factory import build_model
 from mlpcli.files.checkpoint import Checkpoint
 from mlpcli.lecture.network_file import NetworkSpec
 from mlpcli.nn.activations import ACTIVATIONS
@@ -43,10 +44,17 @@ def trace(spec: NetworkSpec, x: list[float], target: list[float] | None = None, 
         b = model.params[f"b{l}"]
         z = W @ a_prev + b
         a = acts[l - 1][0]
-        layers.append({
-            "layer": l, "activation": spec.output if l == model.num_layers else spec.activation,
-            "W": W.tolist(), "b": b.tolist(), "input": a_prev.tolist(), "z": z.tolist(), "a": a.tolist(),
-        })  # fmt: skip
+        layers.append(
+            {
+                "layer": l,
+                "activation": spec.output if l == model.num_layers else spec.activation,
+                "W": W.tolist(),
+                "b": b.tolist(),
+                "input": a_prev.tolist(),
+                "z": z.tolist(),
+                "a": a.tolist(),
+            }
+        )
         a_prev = a
     result: dict[str, Any] = {"input": list(x), "output": acts[-1][0].tolist(), "layers": layers}
     if target is None:
@@ -59,10 +67,15 @@ def trace(spec: NetworkSpec, x: list[float], target: list[float] | None = None, 
     for l, info in enumerate(layers, start=1):
         dW = grads[f"W{l}"].T  # dE/dW_ji = delta_j a_i, in W x form
         db = grads[f"b{l}"]  # with one sample, dE/db = delta
-        info.update({
-            "delta": db.tolist(), "dE_dW": dW.tolist(), "dE_db": db.tolist(),
-            "W_new": (np.array(info["W"]) - lr * dW).tolist(), "b_new": (np.array(info["b"]) - lr * db).tolist(),
-        })  # fmt: skip
+        info.update(
+            {
+                "delta": db.tolist(),
+                "dE_dW": dW.tolist(),
+                "dE_db": db.tolist(),
+                "W_new": (np.array(info["W"]) - lr * dW).tolist(),
+                "b_new": (np.array(info["b"]) - lr * db).tolist(),
+            }
+        )
     return result
 
 
@@ -73,18 +86,25 @@ def trace_graph(x: float = -2.0, y: float = 5.0, z: float = -4.0) -> dict[str, f
     df_dq, df_dz = z, q  # local gradients of the product
     df_dx = df_dq * 1.0  # dq/dx = 1
     df_dy = df_dq * 1.0  # dq/dy = 1
-    return {"x": x, "y": y, "z": z, "q": q, "f": f, "df_df": 1.0, "df_dq": df_dq, "df_dz": df_dz, "df_dx": df_dx,
-            "df_dy": df_dy}  # fmt: skip
+    return {
+        "x": x,
+        "y": y,
+        "z": z,
+        "q": q,
+        "f": f,
+        "df_df": 1.0,
+        "df_dq": df_dq,
+        "df_dz": df_dz,
+        "df_dx": df_dx,
+        "df_dy": df_dy,
+    }
 
 
 def gradcheck_config(cfg: ExperimentConfig, samples: int = 8, per_tensor: int = 40, seed: int = 0) -> dict[str, float]:
     """Check the configured network (float64) on a small random batch; at most per_tensor entries per tensor."""
     rng = np.random.default_rng(seed)
     m = cfg.model
-    model = MLP(
-        cfg.layer_sizes(), m.activation, m.output, dropout=m.dropout, input_dropout=m.input_dropout,
-        leaky_slope=m.leaky_slope, dtype=np.float64,
-    ).init(rng, m.init)  # fmt: skip
+    model = build_model(m, cfg.layer_sizes(), dtype=np.float64, rng=rng)
     for name, p in model.params.items():  # non-zero biases, so their gradients are exercised too
         if name.startswith("b"):
             p[:] = rng.normal(0, 0.1, size=p.shape)
@@ -133,15 +153,25 @@ def architecture(layer_sizes: list[int], activation: str, output: str) -> dict[s
     layers = []
     for l in range(1, len(layer_sizes)):
         w, b, t = count_parameters(layer_sizes[l - 1 : l + 1])
-        layers.append({
-            "layer": l, "W_shape": [layer_sizes[l], layer_sizes[l - 1]], "weights": w, "biases": b, "parameters": t,
-            "activation": output if l == len(layer_sizes) - 1 else activation,
-        })  # fmt: skip
+        layers.append(
+            {
+                "layer": l,
+                "W_shape": [layer_sizes[l], layer_sizes[l - 1]],
+                "weights": w,
+                "biases": b,
+                "parameters": t,
+                "activation": output if l == len(layer_sizes) - 1 else activation,
+            }
+        )
     w, b, t = count_parameters(layer_sizes)
     return {
-        "layer_sizes": layer_sizes, "layers": layers, "weights": w, "biases": b, "parameters": t,
+        "layer_sizes": layer_sizes,
+        "layers": layers,
+        "weights": w,
+        "biases": b,
+        "parameters": t,
         "neurons": sum(layer_sizes[1:]),  # the lecture does not count the inputs as neurons
-    }  # fmt: skip
+    }
 
 
 def weight_stats(ckpt: Checkpoint, near_zero: float = 1e-3) -> list[dict[str, Any]]:
@@ -149,9 +179,17 @@ def weight_stats(ckpt: Checkpoint, near_zero: float = 1e-3) -> list[dict[str, An
     out = []
     for name, arr in ckpt.params.items():
         a = arr.astype(np.float64)
-        out.append({"name": name, "shape": list(arr.shape), "mean": float(a.mean()), "std": float(a.std()),
-                    "min": float(a.min()), "max": float(a.max()),
-                    "near_zero": float(np.mean(np.abs(a) < near_zero))})  # fmt: skip
+        out.append(
+            {
+                "name": name,
+                "shape": list(arr.shape),
+                "mean": float(a.mean()),
+                "std": float(a.std()),
+                "min": float(a.min()),
+                "max": float(a.max()),
+                "near_zero": float(np.mean(np.abs(a) < near_zero)),
+            }
+        )
     return out
 
 

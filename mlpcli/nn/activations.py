@@ -1,22 +1,37 @@
-"""Activation functions with their derivatives, kept side by side in one registry.
+"""Activation functions with their derivatives and their facts, one registry entry each.
 
-Every function works in place when given ``out`` (the training loop reuses buffers)
-and is stable for any finite input: no overflow warnings, no NaN, for |z| up to 1e4
-and beyond. Derivatives are written in terms of the activation ``a`` because every
-activation here can express its slope from its own output, so the forward pass need
-not keep ``z``.
+A hidden activation is an ``ActivationSpec``: ``fn(z, out=None, **params) -> a`` and
+``grad(z, a, out=None, **params) -> da/dz``. The derivative receives both the
+pre-activation z and the activation a = f(z) (the forward pass keeps both), so each
+function takes its slope from whichever is cheaper: sigmoid and tanh from a (lecture:
+sigma' = sigma (1 - sigma)), ReLU from the sign, GELU and SiLU from z. Every function
+works in place when given ``out`` and stays finite for any finite input (|z| up to 1e4
+and beyond: no overflow warnings, no NaN).
+
+An entry also carries what the rest of mlpcli needs to know about it, so nothing else
+keeps a list of activations: its parameters with defaults (leaky_relu's slope, stored in
+checkpoints under ``config.model``), how diagnostics judge an unhealthy unit ("dead" or
+"saturated"), the ONNX nodes that compute it, and its formula for the lecture tools.
+Adding an activation is one entry below and its functions.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 
 Array = np.ndarray
 
 DEFAULT_LEAKY_SLOPE = 0.01
+
+# An ONNX node as plain data: (op type, inputs, attributes). Inputs name "x" (the
+# activation's input), "n0", "n1", ... (earlier nodes' outputs) or are float constants.
+# The last node's output is the activation. mlpcli/inference/export builds the graph.
+OnnxNode = tuple[str, tuple[Any, ...], dict[str, Any]]
 
 
 def sigmoid(z: Array, out: Array | None = None) -> Array:
@@ -28,8 +43,8 @@ def sigmoid(z: Array, out: Array | None = None) -> Array:
     return out
 
 
-def sigmoid_grad(a: Array, out: Array | None = None) -> Array:
-    """d sigmoid / dz = a (1 - a)."""
+def sigmoid_grad(z: Array, a: Array, out: Array | None = None) -> Array:
+    """d sigmoid / dz = a (1 - a) (lecture: the delta rule's o (1 - o))."""
     out = np.subtract(1.0, a, out=out)
     out *= a
     return out
@@ -40,7 +55,7 @@ def tanh(z: Array, out: Array | None = None) -> Array:
     return np.tanh(z, out=out)
 
 
-def tanh_grad(a: Array, out: Array | None = None) -> Array:
+def tanh_grad(z: Array, a: Array, out: Array | None = None) -> Array:
     """d tanh / dz = 1 - a^2."""
     out = np.multiply(a, a, out=out)
     np.subtract(1.0, out, out=out)
@@ -52,31 +67,26 @@ def relu(z: Array, out: Array | None = None) -> Array:
     return np.maximum(z, 0, out=out)
 
 
-def relu_grad(a: Array, out: Array | None = None) -> Array:
-    """1 where the unit is active, else 0 (the subgradient at 0 is taken as 0)."""
+def relu_grad(z: Array, a: Array, out: Array | None = None) -> Array:
+    """1 where the unit is active (a > 0), else 0 (the subgradient at 0 is taken as 0)."""
     if out is None:
         return (a > 0).astype(a.dtype)
     return np.greater(a, 0, out=out, casting="unsafe")
 
 
-def make_leaky_relu(slope: float = DEFAULT_LEAKY_SLOPE) -> tuple[Callable[..., Array], Callable[..., Array]]:
-    """Return (leaky_relu, leaky_relu_grad) for a given negative slope in [0, 1)."""
-    if not 0.0 <= slope < 1.0:
-        raise ValueError(f"leaky ReLU slope must be in [0, 1), got {slope}")
+def leaky_relu(z: Array, out: Array | None = None, leaky_slope: float = DEFAULT_LEAKY_SLOPE) -> Array:
+    """max(z, slope z) for 0 <= slope < 1 (Maas et al. 2013)."""
+    return np.maximum(z, np.multiply(z, leaky_slope), out=out)
 
-    def leaky_relu(z: Array, out: Array | None = None) -> Array:
-        """max(z, slope * z) for 0 <= slope < 1."""
-        scaled = np.multiply(z, slope)
-        return np.maximum(z, scaled, out=out)
 
-    def leaky_relu_grad(a: Array, out: Array | None = None) -> Array:
-        """1 where a > 0, else slope (a and z share their sign)."""
-        out = relu_grad(a, out)
-        out *= 1.0 - slope
-        out += slope
-        return out
-
-    return leaky_relu, leaky_relu_grad
+def leaky_relu_grad(z: Array, a: Array, out: Array | None = None, leaky_slope: float = DEFAULT_LEAKY_SLOPE) -> Array:
+    """1 where z > 0, else slope."""
+    if out is None:
+        out = np.empty_like(z)
+    np.greater(z, 0, out=out, casting="unsafe")
+    out *= 1.0 - leaky_slope
+    out += leaky_slope
+    return out
 
 
 def linear(z: Array, out: Array | None = None) -> Array:
@@ -88,12 +98,68 @@ def linear(z: Array, out: Array | None = None) -> Array:
     return out
 
 
-def linear_grad(a: Array, out: Array | None = None) -> Array:
+def linear_grad(z: Array, a: Array, out: Array | None = None) -> Array:
     """d z / dz = 1."""
     if out is None:
-        return np.ones_like(a)
+        return np.ones_like(z)
     out.fill(1)
     return out
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_K = 0.044715
+
+
+def gelu(z: Array, out: Array | None = None) -> Array:
+    """GELU in its tanh form: z/2 (1 + tanh(c (z + k z^3))), c = sqrt(2/pi), k = 0.044715.
+
+    Hendrycks & Gimpel 2016, eq. for the fast approximation; PyTorch's GELU(approximate="tanh").
+    Within 1e-3 of the exact z Phi(z) everywhere.
+    """
+    u = np.multiply(z, z)
+    u *= _GELU_K
+    u += 1.0
+    u *= z
+    u *= _GELU_C
+    np.tanh(u, out=u)
+    u += 1.0
+    u *= 0.5
+    return np.multiply(z, u, out=out)
+
+
+def gelu_grad(z: Array, a: Array, out: Array | None = None) -> Array:
+    """d gelu / dz = (1 + t)/2 + z/2 (1 - t^2) c (1 + 3k z^2), t = tanh(c (z + k z^3))."""
+    z2 = np.multiply(z, z)
+    t = np.multiply(z2, _GELU_K)
+    t += 1.0
+    t *= z
+    t *= _GELU_C
+    np.tanh(t, out=t)
+    sech2 = np.multiply(t, t)
+    np.subtract(1.0, sech2, out=sech2)  # 1 - t^2
+    z2 *= 3 * _GELU_K
+    z2 += 1.0
+    z2 *= _GELU_C
+    sech2 *= z2
+    sech2 *= z
+    t += 1.0
+    t += sech2
+    return np.multiply(t, 0.5, out=out)
+
+
+def silu(z: Array, out: Array | None = None) -> Array:
+    """SiLU (swish): z sigmoid(z) (Elfwing et al. 2018; Ramachandran et al. 2017)."""
+    s = sigmoid(z)
+    return np.multiply(z, s, out=out)
+
+
+def silu_grad(z: Array, a: Array, out: Array | None = None) -> Array:
+    """d silu / dz = s (1 + z (1 - s)), s = sigmoid(z)."""
+    s = sigmoid(z)
+    g = np.subtract(1.0, s)
+    g *= z
+    g += 1.0
+    return np.multiply(g, s, out=out)
 
 
 def softmax(z: Array, out: Array | None = None) -> Array:
@@ -115,11 +181,46 @@ def log_softmax(z: Array) -> Array:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+@dataclass(frozen=True)
+class ActivationSpec:
+    """A registry entry: a hidden activation, its derivative and its facts.
+
+    fn(z, out=None, **params) -> a; grad(z, a, out=None, **params) -> da/dz.
+    params: the activation's parameters with defaults (config keys under `model`).
+    health: "dead" (a unit whose output is never > 0 on a batch is dead) or "saturated"
+    (outputs beyond `saturation` (low, high)) or None: how diagnostics judge its units.
+    onnx(params) -> the ONNX nodes computing it (see OnnxNode).
+    formula: how the lecture tools write it.
+    """
+
+    name: str
+    fn: Callable[..., Array]
+    grad: Callable[..., Array]
+    formula: str
+    onnx: Callable[[dict[str, float]], list[OnnxNode]]
+    params: dict[str, float] = field(default_factory=dict)
+    health: str | None = None
+    saturation: tuple[float, float] | None = None
+
+    def bind(self, **params: float) -> Activation:
+        """The functions with this activation's parameters fixed (defaults for those not given)."""
+        values = {k: float(params.get(k, v)) for k, v in self.params.items()}
+        if "leaky_slope" in values and not 0.0 <= values["leaky_slope"] < 1.0:
+            raise ValueError(f"leaky ReLU slope must be in [0, 1), got {values['leaky_slope']}")
+        if not values:
+            return Activation(self.fn, self.grad, self)
+        fn, grad = self.fn, self.grad
+        return Activation(
+            lambda z, out=None: fn(z, out, **values), lambda z, a, out=None: grad(z, a, out, **values), self
+        )
+
+
 class Activation(NamedTuple):
-    """A hidden activation and its derivative: fn(z) -> a, grad(a) -> da/dz."""
+    """A hidden activation with its parameters bound: fn(z) -> a, grad(z, a) -> da/dz."""
 
     fn: Callable[..., Array]
     grad: Callable[..., Array]
+    spec: ActivationSpec
 
 
 class Output(NamedTuple):
@@ -130,16 +231,92 @@ class Output(NamedTuple):
 
     fn: Callable[..., Array]
     vjp: Callable[[Array, Array], Array]
+    onnx: Callable[[dict[str, float]], list[OnnxNode]]
 
 
-def get_activation(name: str, leaky_slope: float = DEFAULT_LEAKY_SLOPE) -> Activation:
-    """Look an activation up by its config name; leaky_relu takes its slope."""
-    if name == "leaky_relu":
-        return Activation(*make_leaky_relu(leaky_slope))
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}") from None
+def _op(op: str, **attrs: Any) -> Callable[[dict[str, float]], list[OnnxNode]]:
+    return lambda params: [(op, ("x",), attrs)]
+
+
+def _gelu_onnx(params: dict[str, float]) -> list[OnnxNode]:
+    """z/2 (1 + tanh(c (z + k z^3))) from Mul, Add and Tanh (opset 17 has no GELU op)."""
+    return [
+        ("Mul", ("x", "x"), {}),  # n0 = z^2
+        ("Mul", ("n0", _GELU_K), {}),  # n1 = k z^2
+        ("Add", ("n1", 1.0), {}),  # n2 = 1 + k z^2
+        ("Mul", ("n2", "x"), {}),  # n3 = z + k z^3
+        ("Mul", ("n3", _GELU_C), {}),  # n4
+        ("Tanh", ("n4",), {}),  # n5 = t
+        ("Add", ("n5", 1.0), {}),  # n6 = 1 + t
+        ("Mul", ("n6", 0.5), {}),  # n7
+        ("Mul", ("x", "n7"), {}),  # z/2 (1 + t)
+    ]
+
+
+def _silu_onnx(params: dict[str, float]) -> list[OnnxNode]:
+    return [("Sigmoid", ("x",), {}), ("Mul", ("x", "n0"), {})]
+
+
+def _leaky_onnx(params: dict[str, float]) -> list[OnnxNode]:
+    return [("LeakyRelu", ("x",), {"alpha": float(params.get("leaky_slope", DEFAULT_LEAKY_SLOPE))})]
+
+
+# The registry: config choices, the network-file schema, gradient checks, diagnostics,
+# ONNX export and checkpoint parameters all derive from it.
+ACTIVATIONS: dict[str, ActivationSpec] = {
+    spec.name: spec
+    for spec in (
+        ActivationSpec(
+            "sigmoid",
+            sigmoid,
+            sigmoid_grad,
+            "1 / (1 + e^-z)",
+            _op("Sigmoid"),
+            health="saturated",
+            saturation=(0.02, 0.98),
+        ),
+        ActivationSpec("tanh", tanh, tanh_grad, "tanh z", _op("Tanh"), health="saturated", saturation=(-0.96, 0.96)),
+        ActivationSpec("relu", relu, relu_grad, "max(z, 0)", _op("Relu"), health="dead"),
+        ActivationSpec(
+            "leaky_relu",
+            leaky_relu,
+            leaky_relu_grad,
+            "max(z, slope z)",
+            _leaky_onnx,
+            params={"leaky_slope": DEFAULT_LEAKY_SLOPE},
+            health="dead",
+        ),
+        ActivationSpec("linear", linear, linear_grad, "z", _op("Identity")),
+        ActivationSpec(
+            "gelu", gelu, gelu_grad, "z/2 (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))", _gelu_onnx, health="dead"
+        ),
+        ActivationSpec("silu", silu, silu_grad, "z sigmoid(z)", _silu_onnx, health="dead"),
+    )
+}
+
+OUTPUTS: dict[str, Output] = {
+    "softmax": Output(softmax, softmax_vjp, _op("Softmax", axis=1)),
+    "sigmoid": Output(sigmoid, lambda o, g: g * sigmoid_grad(None, o), _op("Sigmoid")),  # the lecture's o (1 - o)
+    "linear": Output(linear, lambda o, g: g, _op("Identity")),
+}
+
+
+def activation_params(name: str, values: dict[str, Any]) -> dict[str, float]:
+    """The parameters of activation `name` found in `values` (e.g. a config's model section), defaults filled."""
+    spec = ACTIVATIONS.get(name)
+    if spec is None:
+        return {}
+    return {k: float(values.get(k, v) if values.get(k) is not None else v) for k, v in spec.params.items()}
+
+
+def get_activation(name: str, leaky_slope: float | None = None, **params: float) -> Activation:
+    """Look an activation up by its config name and bind its parameters (leaky_relu takes its slope)."""
+    spec = ACTIVATIONS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    if leaky_slope is not None:
+        params["leaky_slope"] = leaky_slope
+    return spec.bind(**{k: v for k, v in params.items() if k in spec.params})
 
 
 def get_output(name: str) -> Output:
@@ -148,19 +325,3 @@ def get_output(name: str) -> Output:
         return OUTPUTS[name]
     except KeyError:
         raise ValueError(f"unknown output {name!r}; choose one of {', '.join(OUTPUTS)}") from None
-
-
-# The registries: config choices, gradient-check pairings and factories all derive from these.
-ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": Activation(sigmoid, sigmoid_grad),
-    "tanh": Activation(tanh, tanh_grad),
-    "relu": Activation(relu, relu_grad),
-    "leaky_relu": Activation(*make_leaky_relu()),
-    "linear": Activation(linear, linear_grad),
-}
-
-OUTPUTS: dict[str, Output] = {
-    "softmax": Output(softmax, softmax_vjp),
-    "sigmoid": Output(sigmoid, lambda o, g: g * sigmoid_grad(o)),  # the lecture's o (1 - o) factor
-    "linear": Output(linear, lambda o, g: g),
-}

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlpcli.nn.activations import DEFAULT_LEAKY_SLOPE, Output, get_activation, get_output
+from mlpcli.nn.activations import DEFAULT_LEAKY_SLOPE, Output, activation_params, get_activation, get_output
 from mlpcli.nn.losses import get_loss
+from mlpcli.nn.optimizers import add_l2
 
 Array = np.ndarray
 Masks = dict[int, Array]  # dropout masks by layer: 0 = the inputs, l = hidden layer l
@@ -65,8 +66,9 @@ class _Workspace:
     """Training buffers for batches of up to `capacity` rows."""
 
     capacity: int
-    z: list[Array] = field(default_factory=list)  # z[l]: (n, size_l), overwritten by a^l in place
-    kept: list[Array] = field(default_factory=list)  # pre-dropout activations (dropout only)
+    z: list[Array] = field(default_factory=list)  # z[l]: (n, size_l), the pre-activations, kept for f'(z, a)
+    a: list[Array] = field(default_factory=list)  # a[l]: (n, size_l) = f(z[l]) for hidden layers
+    dropped: list[Array] = field(default_factory=list)  # a[l] times the dropout mask (dropout only)
     deltas: list[Array] = field(default_factory=list)
     slopes: list[Array] = field(default_factory=list)
     inputs: Array | None = None  # the inputs after input dropout
@@ -91,6 +93,7 @@ class MLP:
         input_dropout: float = 0.0,
         leaky_slope: float = DEFAULT_LEAKY_SLOPE,
         dtype: np.dtype | type = np.float32,
+        **activation_kwargs: float,
     ) -> None:
         if len(layer_sizes) < 2 or any(int(s) < 1 for s in layer_sizes):
             raise ValueError(
@@ -104,7 +107,9 @@ class MLP:
         self.dropout, self.input_dropout = float(dropout), float(input_dropout)
         self.leaky_slope = float(leaky_slope)
         self.dtype = np.dtype(dtype)
-        self._act = get_activation(activation, leaky_slope)
+        given = {"leaky_slope": leaky_slope, **activation_kwargs}
+        self._act = get_activation(activation, **given)
+        self.activation_params = activation_params(activation, given)  # e.g. {"leaky_slope": 0.01}
         self._out = get_output(output)
         self.params: dict[str, Array] = {}
         self.flat: Array = np.zeros(0, self.dtype)  # every parameter, W1 b1 W2 b2 ...
@@ -180,11 +185,14 @@ class MLP:
             z = np.matmul(a, self.params[f"W{l}"], out=out)  # (n, fan_out)
             z += self.params[f"b{l}"]
             if l < L:
-                if ws is not None and self.dropout > 0:
-                    h = self._act.fn(z, out=ws.kept[l - 1][:n])  # kept for f'(a) in backward
-                    np.multiply(h, self._mask(l, h.shape, self.dropout, rng, masks), out=z)
+                if ws is None:
+                    z = self._act.fn(z, out=z)  # evaluation keeps nothing: in place
                 else:
-                    self._act.fn(z, out=z)
+                    h = self._act.fn(z, out=ws.a[l][:n])
+                    if self.dropout > 0:
+                        z = np.multiply(h, self._mask(l, h.shape, self.dropout, rng, masks), out=ws.dropped[l][:n])
+                    else:
+                        z = h
             acts.append(z)
             a = z
         return acts
@@ -231,10 +239,11 @@ class MLP:
             hidden = sizes[1:-1]
             ws = _Workspace(capacity=n)
             ws.z = [np.empty(0, self.dtype)] + [np.empty((n, s), self.dtype) for s in sizes[1:]]
+            ws.a = [np.empty(0, self.dtype)] + [np.empty((n, s), self.dtype) for s in hidden]
             ws.deltas = [np.empty((n, s), self.dtype) for s in hidden]
             ws.slopes = [np.empty((n, s), self.dtype) for s in hidden]
             if self.dropout > 0:
-                ws.kept = [np.empty((n, s), self.dtype) for s in hidden]
+                ws.dropped = [np.empty(0, self.dtype)] + [np.empty((n, s), self.dtype) for s in hidden]
             if self.input_dropout > 0:
                 ws.inputs = np.empty((n, sizes[0]), self.dtype)
             self._ws = ws
@@ -252,7 +261,7 @@ class MLP:
         """Backpropagate the output delta dE/dz^L (n, k) of the last forward_train through layers L..1.
 
         For each layer: dE/dW^l = a^(l-1)^T delta^l, dE/db^l = sum_n delta^l, and
-        delta^(l-1) = (delta^l W^l^T) * f'(z^(l-1)) (times the dropout mask).
+        delta^(l-1) = (delta^l W^l^T) * f'(z^(l-1), a^(l-1)) (times the dropout mask); lecture: the delta rule.
         """
         acts, n = self._acts, delta.shape[0]
         ws = self._workspace(n)
@@ -261,22 +270,20 @@ class MLP:
             np.sum(delta, axis=0, out=self.grads[f"b{l}"])
             if l > 1:
                 back = np.matmul(delta, self.params[f"W{l}"].T, out=ws.deltas[l - 2][:n])  # (n, fan_in)
-                pre = ws.kept[l - 2][:n] if self.dropout > 0 else acts[l - 1]
-                back *= self._act.grad(pre, out=ws.slopes[l - 2][:n])
+                back *= self._act.grad(ws.z[l - 1][:n], ws.a[l - 1][:n], out=ws.slopes[l - 2][:n])
                 if self.dropout > 0:
                     back *= self._masks[l - 1]
                 delta = back
         return self.grads
 
-    def add_weight_decay(self, weight_decay: float, scale: float = 1.0) -> float:
-        """Add scale wd W to every weight gradient (scale: what the gradients were multiplied by);
-        returns the penalty (wd/2) sum ||W||^2 (biases are not decayed)."""
-        penalty = 0.0
+    def decay_mask(self) -> list[slice]:
+        """Which parts of the flat buffer weight decay applies to: every W^l, never a bias, as slices of flat."""
+        slices, offset = [], 0
         for l in range(1, self.num_layers + 1):
-            W = self.params[f"W{l}"]
-            penalty += 0.5 * weight_decay * float(np.vdot(W, W))
-            self.grads[f"W{l}"] += (scale * weight_decay) * W
-        return penalty
+            size_w, size_b = self.params[f"W{l}"].size, self.params[f"b{l}"].size
+            slices.append(slice(offset, offset + size_w))
+            offset += size_w + size_b
+        return slices
 
     def loss_and_grads(
         self,
@@ -300,7 +307,7 @@ class MLP:
         value, delta = loss_fn(z, targets, self._out)
         grads = self.backward(delta)
         if weight_decay:
-            value += self.add_weight_decay(weight_decay)
+            value += add_l2(self.flat, self.grad_flat, self.decay_mask(), weight_decay)
         return value, grads
 
     def apply_max_norm(self, c: float) -> None:

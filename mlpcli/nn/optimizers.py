@@ -3,40 +3,115 @@
 An optimizer steps one flat parameter buffer with its flat gradient buffer (MLP.flat and
 MLP.grad_flat): the same path in tests and in training, and a few whole-buffer operations
 per step instead of a few per tensor. State lives in a dict of arrays shaped like that
-buffer; state_dict() / load_state_dict() make a resumed run continue exactly. The learning
-rate is a plain attribute the schedule sets.
+buffer; state_dict() / load_state_dict() make a resumed run continue exactly.
+
+The optimizer owns everything about the update:
+
+- the learning rate: ``base_lr`` is the configured rate, ``lr`` the rate of the coming
+  step, which the training loop sets once per step from the schedule;
+- weight decay, on the parts of the buffer the model's decay mask names (weights, not
+  biases): as an L2 penalty (wd/2) sum W^2 added to the loss, whose gradient wd W joins
+  the gradients (``decoupled=False``), or decoupled, W <- W - lr wd W, apart from the
+  adaptive step (``decoupled=True``: AdamW, Loshchilov & Hutter 2019);
+- folding the learning rate into the gradients, a capability an optimizer declares with
+  ``folds_lr``. Backpropagation is linear in the output delta, so multiplying the (n, k)
+  delta by lr gives lr times every gradient without a pass over the parameters; an
+  optimizer that folds then saves its own pass (SGD: one instead of two; momentum keeps
+  u = lr v: u <- mu (lr_t / lr_{t-1}) u + lr_t g, W <- W - u, three passes instead of
+  four). ``begin_step(lr)`` returns what the gradients must carry; state_dict() is the
+  unfolded state, so checkpoints and exact resume do not depend on the fold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 Array = np.ndarray
 
 
+def add_l2(params: Array, grads: Array, mask: Sequence[slice], weight_decay: float, scale: float = 1.0) -> float:
+    """Add scale * wd * W to grads on the masked parts; returns the penalty (wd/2) sum W^2 there.
+
+    params, grads: flat buffers of one layout; mask: slices of them (MLP.decay_mask()); scale:
+    what the gradients were multiplied by (the folded learning rate, else 1).
+    """
+    penalty = 0.0
+    coeff = params.dtype.type(scale * weight_decay)
+    for part in mask:
+        w = params[part]
+        penalty += 0.5 * weight_decay * float(np.vdot(w, w))
+        grads[part] += coeff * w
+    return penalty
+
+
 class Optimizer:
     """Base class: plain gradient descent W <- W - lr * dE/dW (the lecture's update)."""
 
-    def __init__(self, lr: float) -> None:
+    folds_lr = False  # whether it can take gradients that already carry the learning rate
+
+    def __init__(self, lr: float, weight_decay: float = 0.0, decoupled: bool = False) -> None:
         if not lr > 0:
             raise ValueError(f"learning rate must be > 0, got {lr}")
+        if not weight_decay >= 0:
+            raise ValueError(f"weight decay must be >= 0, got {weight_decay}")
+        self.base_lr = float(lr)
         self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.decoupled = decoupled
+        self.decay_mask: Sequence[slice] | None = None  # None: decay the whole buffer
+        self.fold = False  # set by the loop when it folds the rate (only where folds_lr)
         self.state: dict[str, Array] = {}
         self.t = 0
+        self._scale = 1.0  # the folded state holds scale * (the plain state)
+        self._folded = False
+
+    # ---- one step ------------------------------------------------------------------
+
+    def begin_step(self, lr: float) -> float:
+        """Set the rate of the coming step; returns what the output delta must be multiplied by.
+
+        With fold on (and lr > 0), the gradients then carry lr; otherwise 1.
+        """
+        self.lr = float(lr)
+        self._folded = self.fold and self.folds_lr and self.lr > 0
+        return self.lr if self._folded else 1.0
+
+    def penalty(self, params: Array, grads: Array) -> float:
+        """L2 weight decay: adds its gradient to grads (scaled like them) and returns (wd/2) sum W^2; else 0."""
+        if not self.weight_decay or self.decoupled:
+            return 0.0
+        mask = self.decay_mask if self.decay_mask is not None else [slice(None)]
+        return add_l2(params, grads, mask, self.weight_decay, self.lr if self._folded else 1.0)
 
     def step(self, params: Array, grads: Array) -> None:
         """Update params (a flat array, e.g. MLP.flat) in place from grads (the same shape)."""
         if params.shape != grads.shape:
             raise ValueError(f"params {params.shape} and grads {grads.shape} differ in shape")
         self.t += 1
-        self._update(params, grads)
+        if self.decoupled and self.weight_decay:
+            shrink = params.dtype.type(1.0 - self.lr * self.weight_decay)
+            for part in self.decay_mask if self.decay_mask is not None else [slice(None)]:
+                params[part] *= shrink
+        if self._folded:
+            self._update_folded(params, grads)
+        else:
+            self.sync()
+            self._update(params, grads)
 
     def _update(self, p: Array, g: Array) -> None:
         tmp = self._buffer("_tmp", p)
         np.multiply(g, p.dtype.type(self.lr), out=tmp)
         p -= tmp
+
+    def _update_folded(self, p: Array, g: Array) -> None:
+        p -= g
+
+    def sync(self) -> None:
+        """Turn folded state back into the plain optimizer's (the loop calls it before checkpoints)."""
+        self._scale = 1.0
 
     def _buffer(self, name: str, like: Array) -> Array:
         buf = self.state.get(name)
@@ -44,8 +119,11 @@ class Optimizer:
             buf = self.state[name] = np.zeros_like(like)
         return buf
 
+    # ---- state ---------------------------------------------------------------------
+
     def state_dict(self) -> dict[str, Array]:
-        """Every array of state (copied) plus the step count, for exact resume."""
+        """Every array of state (copied, unfolded) plus the step count, for exact resume."""
+        self.sync()
         out = {k: v.copy() for k, v in self.state.items() if not k.startswith("_tmp")}
         out["t"] = np.array(self.t, dtype=np.int64)
         return out
@@ -53,6 +131,7 @@ class Optimizer:
     def load_state_dict(self, state: dict[str, Array]) -> None:
         """Restore what state_dict() returned."""
         self.t = int(state.get("t", 0))
+        self._scale = 1.0
         # checkpoints of mlpcli 0.1 named the flat buffer's state "v.all", "m.all"
         self.state = {k.removesuffix(".all"): np.array(v, copy=True) for k, v in state.items() if k != "t"}
 
@@ -60,12 +139,16 @@ class Optimizer:
 class SGD(Optimizer):
     """Plain stochastic gradient descent."""
 
+    folds_lr = True
+
 
 class Momentum(Optimizer):
     """Heavy-ball momentum: v <- mu v + g; W <- W - lr v (optionally Nesterov's look-ahead)."""
 
-    def __init__(self, lr: float, momentum: float = 0.9, nesterov: bool = False) -> None:
-        super().__init__(lr)
+    folds_lr = True
+
+    def __init__(self, lr: float, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0) -> None:
+        super().__init__(lr, weight_decay)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.momentum = float(momentum)
@@ -86,12 +169,43 @@ class Momentum(Optimizer):
             np.multiply(v, lr, out=tmp)
         p -= tmp
 
+    def _update_folded(self, p: Array, g: Array) -> None:
+        u = self._buffer("v", p)  # holds scale * v
+        u *= u.dtype.type(self.momentum * self.lr / self._scale)
+        u += g
+        self._scale = self.lr
+        if self.nesterov:  # W <- W - lr (g + mu v) = W - (lr g + mu u); g is free to reuse after
+            p -= g
+            np.multiply(u, u.dtype.type(self.momentum), out=g)
+            p -= g
+        else:
+            p -= u
+
+    def sync(self) -> None:
+        if self._scale != 1.0:
+            v = self.state.get("v")
+            if v is not None:
+                v /= v.dtype.type(self._scale)
+        self._scale = 1.0
+
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015) with bias-corrected first and second moments."""
+    """Adam (Kingma & Ba, 2015) with bias-corrected first and second moments.
 
-    def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
-        super().__init__(lr)
+    decoupled=True is AdamW (Loshchilov & Hutter, 2019): the weight decay shrinks the
+    weights by lr wd apart from the adaptive step instead of joining the gradients.
+    """
+
+    def __init__(
+        self,
+        lr: float,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decoupled: bool = False,
+    ) -> None:
+        super().__init__(lr, weight_decay, decoupled)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {beta}")
@@ -121,18 +235,49 @@ class Adam(Optimizer):
         p -= tmp
 
 
-# The optimizer registry: config name -> factory taking the optimizer settings.
-OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
-    "sgd": lambda lr, **_: SGD(lr),
-    "momentum": lambda lr, momentum=0.9, **_: Momentum(lr, momentum),
-    "nesterov": lambda lr, momentum=0.9, **_: Momentum(lr, momentum, nesterov=True),
-    "adam": lambda lr, beta1=0.9, beta2=0.999, **_: Adam(lr, beta1, beta2),
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """A registry entry: a factory taking the config's optimizer settings, and the keys it reads.
+
+    make(lr, **settings) -> Optimizer; `settings` lists the `optimizer.*` keys it uses besides lr.
+    """
+
+    make: Callable[..., Optimizer]
+    settings: tuple[str, ...] = ()
+    summary: str = ""
+
+
+# The optimizer registry: config name -> entry. Config choices, tests and docs derive from it.
+OPTIMIZERS: dict[str, OptimizerSpec] = {
+    "sgd": OptimizerSpec(lambda lr, weight_decay=0.0, **_: SGD(lr, weight_decay), ("weight_decay",), "W -= lr g"),
+    "momentum": OptimizerSpec(
+        lambda lr, momentum=0.9, weight_decay=0.0, **_: Momentum(lr, momentum, weight_decay=weight_decay),
+        ("momentum", "weight_decay"),
+        "v = mu v + g; W -= lr v",
+    ),
+    "nesterov": OptimizerSpec(
+        lambda lr, momentum=0.9, weight_decay=0.0, **_: Momentum(lr, momentum, True, weight_decay),
+        ("momentum", "weight_decay"),
+        "W -= lr (g + mu v)",
+    ),
+    "adam": OptimizerSpec(
+        lambda lr, beta1=0.9, beta2=0.999, weight_decay=0.0, **_: Adam(lr, beta1, beta2, weight_decay=weight_decay),
+        ("beta1", "beta2", "weight_decay"),
+        "Kingma & Ba 2015; weight decay as an L2 penalty",
+    ),
+    "adamw": OptimizerSpec(
+        lambda lr, beta1=0.9, beta2=0.999, weight_decay=0.0, **_: Adam(
+            lr, beta1, beta2, weight_decay=weight_decay, decoupled=True
+        ),
+        ("beta1", "beta2", "weight_decay"),
+        "Loshchilov & Hutter 2019: Adam with decoupled weight decay W -= lr wd W",
+    ),
 }
 
 
-def make_optimizer(name: str, lr: float, momentum: float = 0.9, beta1: float = 0.9, beta2: float = 0.999) -> Optimizer:
-    """Build an optimizer by its config name."""
-    factory = OPTIMIZERS.get(name)
-    if factory is None:
+def make_optimizer(name: str, lr: float, **settings: float) -> Optimizer:
+    """Build an optimizer by its config name from the config's optimizer settings (momentum, beta1, ...)."""
+    spec = OPTIMIZERS.get(name)
+    if spec is None:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    return factory(lr, momentum=momentum, beta1=beta1, beta2=beta2)
+    return spec.make(lr, **settings)

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlpcli.config import read_yaml
+from mlpcli.config import flatten, read_yaml
 from mlpcli.errors import ConfigError, MlpcliError
-from mlpcli.runs.plots import read_metrics
-from mlpcli.runs.folder import read_status
+from mlpcli.runs.folder import RunFolder
 
 CURVES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 
@@ -39,33 +38,26 @@ class RunRecord:
         return out
 
 
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
-    if not isinstance(tree, dict):
-        return {prefix: tree} if prefix else {}
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        out.update(flatten(value, path) if isinstance(value, dict) else {path: value})
-    return out
-
-
 def load_run(path: Path) -> RunRecord:
     """The run in a folder (or the folder of a file in it, e.g. its checkpoint.npz)."""
     folder = path.parent if path.is_file() else path
-    if not (folder / "metrics.csv").is_file():
+    run = RunFolder(folder)
+    if not run.metrics.is_file():
         raise MlpcliError(f"{path}: not a run folder (no metrics.csv); give folders written by mlpcli train")
     try:
-        raw = read_yaml(folder / "config.yaml")
+        raw = read_yaml(run.config)
     except ConfigError as exc:
         raise MlpcliError(str(exc)) from None
-    status = read_status(folder) or {}
-    rows = read_metrics(folder / "metrics.csv")
-    test = status.get("test_accuracy")
+    status = run.read_status()
+    rows = run.read_metrics()
     return RunRecord(
-        folder, str(status.get("name") or (raw or {}).get("name") or folder.name), str(status.get("status", "unknown")),
-        flatten(raw if isinstance(raw, dict) else {}), rows, test if isinstance(test, (int, float)) else None,
-    )  # fmt: skip
+        folder,
+        str((status.name if status else "") or (raw or {}).get("name") or folder.name),
+        status.status if status else "unknown",
+        flatten(raw if isinstance(raw, dict) else {}),
+        rows,
+        status.test_accuracy if status else None,
+    )
 
 
 def differing_keys(records: list[RunRecord]) -> dict[str, list[Any]]:
@@ -92,4 +84,4 @@ def compare(paths: list[Path]) -> dict[str, Any]:
             for r in records
         ],
         "differences": differing_keys(records),
-    }  # fmt: skip
+    }

@@ -1,33 +1,36 @@
-"""Run folders: a fresh folder per run, a lock held for the life of the writer, and the run's status on disk.
+"""The run folder has one owner: RunFolder knows every path in it and reads and writes its files.
 
     runs/<name>/<YYYYmmdd-HHMMSS>[-N]/   config.yaml, metrics.csv, checkpoint.npz, last.npz, status.json, .lock
 
 A folder is created with os.mkdir, which fails when it exists, so two runs started in the
-same second get two folders. The lock is an OS file lock (flock) on `.lock`: the kernel
-releases it when the process ends, however it ends, so a killed run never blocks the next.
-status.json is replaced atomically at every change; a run whose status says "running" but
-whose lock is free was killed or crashed.
+same second get two folders. The lock is an OS file lock (flock) on `.lock`, opened without
+following symlinks: the kernel releases it when the process ends, however it ends, so a
+killed run never blocks the next. status.json (RunStatus) is replaced atomically at every
+change; a run whose status says "running" but whose lock is free was killed or crashed.
+metrics.csv has one row per epoch: METRIC_COLUMNS, then any diagnostics columns.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-import os
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from mlpcli.config import folder_name_problem
+from mlpcli.errors import ConfigError, MlpcliError
 from mlpcli.files.atomic import write_text
-from mlpcli.errors import MlpcliError
+from mlpcli.files.locks import FileLock, Locked, is_held
 
-LOCK_NAME = ".lock"
-STATUS_NAME = "status.json"
-RUN_FILES = ("config.yaml", "metrics.csv", "checkpoint.npz", "last.npz", STATUS_NAME, "curves.png")
 STATES = ("running", "finished", "interrupted", "diverged", "failed", "pruned")
+METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 
-class RunLocked(MlpcliError):
+class RunLocked(Locked):
     """Another process is writing the run folder."""
 
 
@@ -36,9 +39,227 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def check_name(name: str, what: str = "name") -> str:
+    """A run or sweep name must be one path component; ConfigError saying why otherwise."""
+    problem = folder_name_problem(name)
+    if problem:
+        raise ConfigError(f"{what}: {problem}")
+    return name
+
+
+def _num(value: Any, kind: type = float) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return kind(value)
+
+
+@dataclass
+class RunStatus:
+    """status.json: the run's state, written by the run and read by `mlpcli runs`, default models and sweeps.
+
+    status: running, finished, interrupted, diverged, failed or pruned ("killed" when read back
+    from a dead run). resumes: one entry per resume, {"at", "after_epoch", "changes": {key: [old, new]}}.
+    at_chance: the finished run's accuracy is no better than guessing the most common class.
+    """
+
+    name: str = ""
+    status: str = "running"
+    pid: int | None = None
+    started: str | None = None
+    ended: str | None = None
+    epochs_planned: int | None = None
+    epochs_done: int | None = None
+    best_epoch: int | None = None
+    best_val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    train_seconds: float | None = None
+    error: str | None = None
+    sweep: str | None = None
+    trial: int | None = None
+    at_chance: bool = False
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # fields of newer or older versions, kept as they were
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON document (None fields kept, extra fields merged)."""
+        doc = {k: v for k, v in asdict(self).items() if k != "extra"}
+        return {**self.extra, **doc}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> RunStatus:
+        """Parse a status.json document; wrong types become None rather than errors."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        s = cls(extra={k: v for k, v in doc.items() if k not in known})
+        s.name = str(doc.get("name") or "")
+        s.status = str(doc.get("status") or "unknown")
+        s.pid = _num(doc.get("pid"), int)
+        s.started = doc["started"] if isinstance(doc.get("started"), str) else None
+        s.ended = doc["ended"] if isinstance(doc.get("ended"), str) else None
+        for key in ("epochs_planned", "epochs_done", "best_epoch", "trial"):
+            setattr(s, key, _num(doc.get(key), int))
+        for key in ("best_val_accuracy", "test_accuracy", "test_loss", "train_seconds"):
+            setattr(s, key, _num(doc.get(key)))
+        s.error = str(doc["error"]) if doc.get("error") is not None else None
+        s.sweep = doc["sweep"] if isinstance(doc.get("sweep"), str) else None
+        s.at_chance = doc.get("at_chance") is True
+        resumes = doc.get("resumes")
+        s.resumes = [r for r in resumes if isinstance(r, dict)] if isinstance(resumes, list) else []
+        return s
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run folder: every path in it, its lock, status.json, metrics.csv and config.yaml."""
+
+    path: Path
+
+    CONFIG = "config.yaml"
+    METRICS = "metrics.csv"
+    BEST = "checkpoint.npz"
+    LAST = "last.npz"
+    STATUS = "status.json"
+    LOCK = ".lock"
+    CURVES = "curves.png"
+    # what a sweep trial ships back from a remote worker; what --overwrite replaces
+    RESULT_FILES = (CONFIG, METRICS, BEST, LAST, STATUS)
+    RUN_FILES = (*RESULT_FILES, CURVES)
+
+    @property
+    def config(self) -> Path:
+        """config.yaml: the resolved config, every default filled in."""
+        return self.path / self.CONFIG
+
+    @property
+    def metrics(self) -> Path:
+        """metrics.csv: one row per epoch."""
+        return self.path / self.METRICS
+
+    @property
+    def checkpoint(self) -> Path:
+        """checkpoint.npz: the best epoch's weights (what eval, predict, serve and export use)."""
+        return self.path / self.BEST
+
+    @property
+    def last(self) -> Path:
+        """last.npz: the last epoch's weights and everything needed to resume exactly."""
+        return self.path / self.LAST
+
+    @property
+    def status_file(self) -> Path:
+        """status.json."""
+        return self.path / self.STATUS
+
+    @property
+    def curves(self) -> Path:
+        """curves.png, written by `mlpcli plot`."""
+        return self.path / self.CURVES
+
+    def lock(self) -> FileLock:
+        """The folder's writer lock (a context manager); acquire() raises RunLocked naming the holder."""
+        return _RunFileLock(self.path / self.LOCK, str(self.path))
+
+    def is_locked(self) -> bool:
+        """True when a live process is writing this folder."""
+        return is_held(self.path / self.LOCK)
+
+    def is_run(self) -> bool:
+        """Whether mlpcli made this folder: it has a status.json that mlpcli can read."""
+        return self.read_status(live=False) is not None
+
+    # ---- status.json ---------------------------------------------------------------
+
+    def write_status(self, status: RunStatus) -> None:
+        """Replace status.json atomically."""
+        write_text(self.status_file, json.dumps(status.as_dict(), indent=2, allow_nan=False, default=str) + "\n")
+
+    def read_status(self, live: bool = True) -> RunStatus | None:
+        """status.json, or None when absent or unreadable; with live, a dead 'running' run reads 'killed'."""
+        try:
+            if self.status_file.is_symlink() or not self.status_file.is_file():
+                return None
+            with self.status_file.open(encoding="utf-8") as fh:
+                doc = json.loads(fh.read(1 << 20))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict):
+            return None
+        status = RunStatus.from_dict(doc)
+        if live and status.status == "running" and not self.is_locked():
+            status.status = "killed"  # its process ended without saying how: killed or crashed
+        return status
+
+    # ---- metrics.csv ---------------------------------------------------------------
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Replace metrics.csv: the standard columns, then any diagnostics columns."""
+        columns = list(METRIC_COLUMNS) + sorted({k for r in rows for k in r} - set(METRIC_COLUMNS))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+        write_text(self.metrics, buf.getvalue())
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """metrics.csv rows with numbers parsed (empty cells become None); MlpcliError when unreadable."""
+        return read_metrics(self.metrics)
+
+    def write_config(self, text: str) -> None:
+        """Write config.yaml (the resolved config as YAML text)."""
+        write_text(self.config, text)
+
+    def used_files(self) -> list[str]:
+        """What the folder holds besides the lock file (empty when the folder is absent or empty)."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p.name for p in self.path.iterdir() if p.name != self.LOCK)
+
+    def clear(self) -> None:
+        """Remove a previous run's files (for --overwrite); other files stay."""
+        for name in self.RUN_FILES:
+            (self.path / name).unlink(missing_ok=True)
+
+    def discard_if_empty(self) -> None:
+        """Remove the folder when it holds nothing but its lock (a run that never started)."""
+        if not self.used_files():
+            (self.path / self.LOCK).unlink(missing_ok=True)
+            try:
+                self.path.rmdir()
+            except OSError:
+                pass
+
+
+class _RunFileLock(FileLock):
+    def acquire(self, wait: bool = False, patience: float = 2.0) -> FileLock:
+        try:
+            return super().acquire(wait, patience)
+        except Locked as exc:
+            raise RunLocked(str(exc), exc.holder) from None
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Rows of a metrics.csv file with numbers parsed (empty cells become None)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except FileNotFoundError:
+        raise MlpcliError(f"{path}: no such file (is the folder a run folder written by mlpcli train?)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MlpcliError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    except csv.Error as exc:
+        raise MlpcliError(f"{path}: not a metrics file written by mlpcli ({exc})") from None
+    try:
+        return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()} for r in rows]
+    except (ValueError, TypeError) as exc:
+        raise MlpcliError(f"{path}: not a metrics file written by mlpcli ({exc})") from None
+
+
 def new_run_dir(root: Path, name: str, when: datetime | None = None) -> Path:
     """Create and return a fresh folder root/name/<timestamp>[-N]; never an existing one."""
-    parent = root / name
+    parent = root / check_name(name)
     stamp = (when or datetime.now()).strftime("%Y%m%d-%H%M%S")
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -52,133 +273,6 @@ def new_run_dir(root: Path, name: str, when: datetime | None = None) -> Path:
     except OSError as exc:
         raise MlpcliError(f"cannot create a run folder in {parent}: {exc.strerror or exc}") from None
     raise MlpcliError(f"{parent}: could not find a free run folder name for {stamp}")
-
-
-class RunLock:
-    """An exclusive OS lock on folder/.lock, holding the writer's process id; released when the process ends."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.path = folder / LOCK_NAME
-        self._fh: IO[str] | None = None
-
-    def acquire(self) -> RunLock:
-        """Take the lock now or raise RunLocked naming the holder."""
-        try:
-            fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the life of the run
-        except OSError as exc:
-            raise MlpcliError(f"cannot write to the output folder {self.folder}: {exc.strerror or exc}") from None
-        if not _try_lock(fh):
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            fh.close()
-            raise RunLocked(f"{self.folder} is being written by another process (pid {holder}); wait for it to end")
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._fh = fh
-        return self
-
-    def release(self) -> None:
-        """Give the lock back (the kernel does it anyway when the process ends)."""
-        if self._fh is not None:
-            _unlock(self._fh)
-            self._fh.close()
-            self._fh = None
-
-    def __enter__(self) -> RunLock:
-        return self.acquire() if self._fh is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _try_lock(fh: IO[str]) -> bool:
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        import msvcrt
-
-        try:
-            fh.seek(0)
-            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-            return True
-        except OSError:
-            return False
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-
-
-def _unlock(fh: IO[str]) -> None:
-    try:
-        import fcntl
-    except ImportError:
-        import msvcrt
-
-        fh.seek(0)
-        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
-        return
-    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def is_locked(folder: Path) -> bool:
-    """True when a live process holds folder's lock."""
-    path = folder / LOCK_NAME
-    if not path.exists():
-        return False
-    try:
-        with open(path, "a+", encoding="utf-8") as fh:
-            if _try_lock(fh):
-                _unlock(fh)
-                return False
-            return True
-    except OSError:
-        return False
-
-
-def used_files(folder: Path) -> list[str]:
-    """What folder holds besides the lock file (empty when the folder is absent or empty)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME)
-
-
-def clear_run_files(folder: Path) -> None:
-    """Remove a previous run's files from folder (for --overwrite); other files stay."""
-    for name in RUN_FILES:
-        (folder / name).unlink(missing_ok=True)
-
-
-def discard_empty_run_dir(folder: Path) -> None:
-    """Remove a run folder that holds nothing but its lock (a run that never started)."""
-    if not used_files(folder):
-        (folder / LOCK_NAME).unlink(missing_ok=True)
-        try:
-            folder.rmdir()
-        except OSError:
-            pass
-
-
-def write_status(folder: Path, status: dict[str, Any]) -> None:
-    """Replace folder/status.json atomically."""
-    write_text(folder / STATUS_NAME, json.dumps(status, indent=2, allow_nan=False, default=str) + "\n")
-
-
-def read_status(folder: Path) -> dict[str, Any] | None:
-    """folder/status.json as a dict, or None when absent or unreadable; a dead 'running' run reads 'killed'."""
-    try:
-        status = json.loads((folder / STATUS_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(status, dict):
-        return None
-    if status.get("status") == "running" and not is_locked(folder):
-        status["status"] = "killed"  # its process ended without saying how: killed or crashed
-    return status
 
 
 @dataclass
@@ -201,47 +295,85 @@ class RunInfo:
         return dict(self.__dict__)
 
 
-def list_runs(root: Path) -> list[RunInfo]:
-    """Every run folder under root (any depth) that has a status.json, newest first."""
-    rows = []
+def list_runs(root: Path) -> list[tuple[RunFolder, RunStatus]]:
+    """Every run folder under root (any depth) with its status, newest first."""
+    found: list[tuple[RunFolder, RunStatus]] = []
     if not root.is_dir():
-        return rows
-    for status_file in root.rglob(STATUS_NAME):
-        folder = status_file.parent
-        s = read_status(folder)
-        if s is None:
-            continue
-        rows.append(RunInfo(
-            name=str(s.get("name", folder.parent.name)), folder=str(folder),
-            started=s["started"] if isinstance(s.get("started"), str) else None,
-            status=str(s.get("status", "unknown")), epochs_done=_num(s.get("epochs_done"), int),
-            epochs_planned=_num(s.get("epochs_planned"), int), best_val_accuracy=_num(s.get("best_val_accuracy")),
-            test_accuracy=_num(s.get("test_accuracy")), train_seconds=_num(s.get("train_seconds")),
-            sweep=s.get("sweep") if isinstance(s.get("sweep"), str) else None,
-        ))  # fmt: skip
-    rows.sort(key=lambda r: (r.started or "", r.folder), reverse=True)
-    return rows
+        return found
+    for status_file in root.rglob(RunFolder.STATUS):
+        run = RunFolder(status_file.parent)
+        s = run.read_status()
+        if s is not None:
+            found.append((run, s))
+    found.sort(key=lambda item: (item[1].started or "", str(item[0].path)), reverse=True)
+    return found
 
 
-def _num(value: Any, kind: type = float) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return kind(value)
+def run_infos(root: Path) -> list[RunInfo]:
+    """The rows of `mlpcli runs`."""
+    return [
+        RunInfo(
+            name=s.name or run.path.parent.name,
+            folder=str(run.path),
+            started=s.started,
+            status=s.status,
+            epochs_done=s.epochs_done,
+            epochs_planned=s.epochs_planned,
+            best_val_accuracy=s.best_val_accuracy,
+            test_accuracy=s.test_accuracy,
+            train_seconds=s.train_seconds,
+            sweep=s.sweep,
+        )
+        for run, s in list_runs(root)
+    ]
 
 
-def latest_finished_checkpoint(root: Path) -> Path | None:
-    """The best checkpoint of the newest finished run under root, if any; for folders written before
-    runs had a status, the newest root/*/checkpoint.npz."""
-    for run in list_runs(root):
-        ckpt = Path(run.folder) / "checkpoint.npz"
-        if run.status == "finished" and ckpt.is_file():
-            return ckpt
-    legacy = [p for p in root.glob("*/checkpoint.npz") if p.is_file() and not (p.parent / STATUS_NAME).exists()]
-    return max(legacy, key=lambda p: p.stat().st_mtime) if legacy else None
+@dataclass(frozen=True)
+class DefaultModel:
+    """The checkpoint commands use when none is given, and why."""
+
+    checkpoint: Path
+    run: RunFolder | None
+    status: RunStatus | None
+
+    def describe(self) -> str:
+        """'runs/mnist/2026... (mnist, test accuracy 98.1 %)' for the "using ..." line."""
+        if self.status is None:
+            return f"{self.checkpoint} (the newest checkpoint here)"
+        acc = self.status.test_accuracy
+        tested = f", test accuracy {acc:.1%}" if acc is not None else ", no test split"
+        return f"{self.checkpoint} ({self.status.name or 'run'}{tested})"
+
+
+def default_model(root: Path) -> DefaultModel | None:
+    """The newest finished run under root that is not a sweep trial and did not end at chance.
+
+    For folders written before runs had a status, the newest root/*/checkpoint.npz.
+    """
+    for run, s in list_runs(root):
+        if s.status == "finished" and s.sweep is None and not s.at_chance and run.checkpoint.is_file():
+            return DefaultModel(run.checkpoint, run, s)
+    legacy = [
+        p for p in root.glob(f"*/{RunFolder.BEST}") if p.is_file() and not (p.parent / RunFolder.STATUS).exists()
+    ]
+    if legacy:
+        return DefaultModel(max(legacy, key=lambda p: p.stat().st_mtime), None, None)
+    return None
+
+
+def checkpoint_in(path: Path) -> Path:
+    """A run folder given where a checkpoint is expected means its checkpoint.npz; a file stays itself."""
+    if path.is_dir():
+        run = RunFolder(path)
+        if run.checkpoint.is_file():
+            return run.checkpoint
+        if run.last.is_file():
+            return run.last
+    return path
 
 
 class RunFolderUsed(MlpcliError):
-    """The chosen output folder already holds a run."""
+    """The chosen output folder already holds files."""
 
     def __init__(self, folder: Path, files: list[str]) -> None:
         shown = ", ".join(files[:4]) + (", ..." if len(files) > 4 else "")
@@ -250,24 +382,34 @@ class RunFolderUsed(MlpcliError):
 
 
 def claim_run_dir(
-    name: str, *, out: Path | None = None, resume_from: Path | None = None, overwrite: bool = False,
+    name: str, *, out: Path | None = None, resume_in: Path | None = None, overwrite: bool = False,
     root: Path = Path("runs"),
-) -> RunLock:  # fmt: skip
-    """Choose the run's folder and lock it: the resumed run's folder, `out` when it is absent or empty
-    (or `overwrite`), else a fresh root/name/<timestamp>. Raises RunLocked or RunFolderUsed."""
-    if resume_from is not None:
-        return RunLock(resume_from.parent).acquire()
+) -> tuple[RunFolder, FileLock]:
+    """Choose the run's folder and lock it: `resume_in` (a run folder being continued), `out` when it is
+    absent or empty (or `overwrite`), else a fresh root/name/<timestamp>. Raises RunLocked or RunFolderUsed."""
+    if resume_in is not None:
+        run = RunFolder(resume_in)
+        return run, run.lock().acquire()
     if out is None:
-        return RunLock(new_run_dir(root, name)).acquire()
+        run = RunFolder(new_run_dir(root, name))
+        return run, run.lock().acquire()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MlpcliError(f"cannot write to the output folder {out}: {exc.strerror or exc}") from None
-    lock = RunLock(out).acquire()  # before looking inside: of two writers, exactly one gets this far
-    files = used_files(out)
+    run = RunFolder(out)
+    lock = run.lock().acquire()  # before looking inside: of two writers, exactly one gets this far
+    files = run.used_files()
     if files and not overwrite:
         lock.release()
         raise RunFolderUsed(out, files)
     if files:
-        clear_run_files(out)
-    return lock
+        run.clear()
+    return run, lock
+
+
+def chance_accuracy(class_counts: list[int]) -> float:
+    """The accuracy of always answering the most common class (1/k for balanced classes)."""
+    total = sum(class_counts)
+    return max(class_counts) / total if total else 0.0
+

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 from mlpcli.files.atomic import atomic_open
-from mlpcli.errors import MlpcliError
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """metrics.csv rows with numbers parsed (empty cells become None)."""
-    try:
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except FileNotFoundError:
-        raise MlpcliError(f"{path}: no such file (is the folder a run folder written by mlpcli train?)") from None
-    except OSError as exc:
-        raise MlpcliError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()} for r in rows]
-    except ValueError as exc:
-        raise MlpcliError(f"{path}: not a metrics file written by mlpcli ({exc})") from None
+from mlpcli.errors import MlpcliError, MissingExtra
 
 
 def _pyplot() -> Any:
@@ -32,7 +16,7 @@ def _pyplot() -> Any:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise MlpcliError("plotting needs matplotlib: pip install '.[plot]' (or pip install matplotlib)") from None
+        raise MissingExtra("plotting needs matplotlib", "plot") from None
     return plt
 
 

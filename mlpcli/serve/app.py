@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from mlpcli.errors import ImageError, MlpcliError
-from mlpcli.files import checkpoint
+from mlpcli.errors import ImageError, MissingExtra, MlpcliError
 from mlpcli.inference.pictures import prepare_image
+from mlpcli.inference.predictor import Predictor
 from mlpcli.lecture.trace import architecture
 
 STATIC = Path(__file__).parent / "static"
@@ -34,53 +34,62 @@ except ImportError:
 
 def _import_fastapi() -> Any:
     if fastapi is None:
-        raise MlpcliError("serve needs FastAPI and uvicorn: pip install '.[serve]'")
+        raise MissingExtra("serve needs FastAPI and uvicorn", "serve")
     return fastapi
 
 
 class Explainer:
-    """A loaded checkpoint that predicts a picture and shows its work."""
+    """A predictor that shows its work: the model's facts, and predictions with the activations behind them."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.ckpt = checkpoint.load(path)
-        self.model = checkpoint.to_model(self.ckpt)
-        self.normalizer = checkpoint.normalizer(self.ckpt)
+        self.predictor = Predictor.load(path)
 
     def facts(self) -> dict[str, Any]:
         """What the page shows about the model."""
-        meta = self.ckpt.meta
+        ckpt = self.predictor.checkpoint
+        meta = ckpt.meta
         metrics = meta.get("metrics") or {}
-        arch = architecture(self.ckpt.layer_sizes, meta["activation"], meta["output"])
+        arch = architecture(ckpt.layer_sizes, meta["activation"], meta["output"])
         return {
-            "checkpoint": str(self.path), "name": (meta.get("config") or {}).get("name") or self.path.parent.name,
-            "dataset": meta.get("dataset"), "layer_sizes": self.ckpt.layer_sizes, "activation": meta["activation"],
-            "output": meta["output"], "classes": self.ckpt.classes, "parameters": arch["parameters"],
-            "test_accuracy": metrics.get("test_accuracy"), "epoch": meta.get("epoch"),
-        }  # fmt: skip
+            "checkpoint": str(self.path),
+            "name": (meta.get("config") or {}).get("name") or self.path.parent.name,
+            "dataset": meta.get("dataset"),
+            "layer_sizes": ckpt.layer_sizes,
+            "activation": meta["activation"],
+            "output": meta["output"],
+            "classes": self.predictor.classes,
+            "parameters": arch["parameters"],
+            "test_accuracy": metrics.get("test_accuracy"),
+            "epoch": meta.get("epoch"),
+        }
 
     def predict(self, data: bytes, name: str) -> dict[str, Any]:
-        """Like one element of `mlpcli predict --json`, plus image, activations and top_units."""
+        """One element of `mlpcli predict --json`, plus image, activations and top_units."""
         if not data:
             raise ImageError(f"{name}: the file is empty")
+        p = self.predictor
+        if p.side is None:
+            raise ImageError(f"the model takes {p.inputs} inputs, not a square picture")
         # the same preprocessing as `mlpcli predict`; an upload may not decode to more than MAX_UPLOAD_PIXELS
         image = prepare_image(io.BytesIO(data), name=name, max_pixels=MAX_UPLOAD_PIXELS)
-        x = self.normalizer.apply_unit(image.reshape(1, -1))
-        acts = self.model.layer_activations(x)
-        probs = acts[-1][0]
-        k = int(np.argmax(probs))
-        doc: dict[str, Any] = {
-            "file": name, "prediction": k, "label": self.ckpt.classes[k], "confidence": float(probs[k]),
-            "probabilities": [float(v) for v in probs], "image": np.round(image, 4).tolist(),
-            "activations": [np.round(a[0], 4).tolist() for a in acts[:-1]],
-        }  # fmt: skip
-        if len(acts) > 1 and self.model.layer_sizes[0] == 784:
-            first = acts[0][0]
-            W1 = self.model.params["W1"]
+        acts = p.activations(image)
+        doc = p.prediction(name, image, acts[-1]).element()
+        doc["image"] = np.round(image, 4).tolist()
+        doc["activations"] = [np.round(a, 4).tolist() for a in acts[:-1]]
+        if len(acts) > 1:
+            first, W1 = acts[0], p.model.params["W1"]
             top = np.argsort(-first, kind="stable")[:TOP_UNITS]
-            doc["top_units"] = [{"unit": int(j), "activation": float(first[j]),
-                                 "template": np.round(W1[:, j] / max(float(np.abs(W1[:, j]).max()), 1e-12), 3)
-                                 .reshape(28, 28).tolist()} for j in top]  # fmt: skip
+            doc["top_units"] = [
+                {
+                    "unit": int(j),
+                    "activation": float(first[j]),
+                    "template": np.round(W1[:, j] / max(float(np.abs(W1[:, j]).max()), 1e-12), 3)
+                    .reshape(p.side, p.side)
+                    .tolist(),
+                }
+                for j in top
+            ]
         return doc
 
 

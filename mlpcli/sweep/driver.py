@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from mlpcli.config import config_from_dict
-from mlpcli.errors import ConfigError, MlpcliError
+from mlpcli.errors import ConfigError, MissingExtra, MlpcliError
 from mlpcli.events import Callback, Message, emit
 from mlpcli.files.atomic import write_bytes, write_text
-from mlpcli.runs.folder import RunLock
+from mlpcli.runs.folder import RunFolder
 from mlpcli.sweep.spec import SweepSpec, check_trials, decode, encode, load_sweep, trial_overrides
 from mlpcli.sweep.trial import TrialSpec
 from mlpcli.training.threads import usable_cores
@@ -82,7 +82,7 @@ def _import_optuna() -> Any:
     try:
         import optuna
     except ImportError:
-        raise MlpcliError("sweeps need Optuna: pip install '.[sweep]' (or pip install optuna)") from None
+        raise MissingExtra("sweeps need Optuna", "sweep") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI renders trials itself
     return optuna
 
@@ -132,24 +132,34 @@ def run_sweep(
         raise SweepInvalid(problems)
     n_trials, parallel = trials or spec.trials, parallel or spec.budget.parallel
     if executor == "local" and parallel > usable_cores():  # parallel x threads must fit the cores
-        emit(callbacks, Message(f"parallel {parallel} is more than the {usable_cores()} usable cores; running "
-                                f"{usable_cores()} trials at a time", "warning"))  # fmt: skip
+        emit(
+            callbacks,
+            Message(
+                f"parallel {parallel} is more than the {usable_cores()} usable cores; running "
+                f"{usable_cores()} trials at a time",
+                "warning",
+            ),
+        )
         parallel = usable_cores()
     folder = out or Path("runs") / "sweeps" / spec.name
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MlpcliError(f"cannot create the sweep folder {folder}: {exc.strerror or exc}") from None
-    with RunLock(folder):  # one driver per sweep folder
+    with RunFolder(folder).lock():  # one driver per sweep folder
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
         storage = JournalStorage(JournalFileBackend(str(folder / "study.journal")))
         maximize = spec.metric.goal == "maximize"
         study = optuna.create_study(
-            study_name=spec.name, storage=storage, sampler=_sampler(optuna, spec), pruner=_pruner(optuna, spec),
-            direction="maximize" if maximize else "minimize", load_if_exists=True,
-        )  # fmt: skip
+            study_name=spec.name,
+            storage=storage,
+            sampler=_sampler(optuna, spec),
+            pruner=_pruner(optuna, spec),
+            direction="maximize" if maximize else "minimize",
+            load_if_exists=True,
+        )
         if "spec" not in study.user_attrs:
             study.set_user_attr("spec", spec.model_dump(mode="json"))
         superseded = set(study.user_attrs.get("superseded", []))
@@ -167,11 +177,27 @@ def run_sweep(
 
         threads = max(1, usable_cores() // parallel) if executor == "local" else 1
         runner = _executor(executor, address, parallel, threads)
-        emit(callbacks, SweepStart(spec.name, str(folder), n_trials, parallel, threads, runner.where, counted(),
-                                   len(stale)))  # fmt: skip
+        emit(
+            callbacks,
+            SweepStart(spec.name, str(folder), n_trials, parallel, threads, runner.where, counted(), len(stale)),
+        )
         try:
-            _loop(optuna, study, spec, base, base_path, folder, runner, n_trials, parallel, threads, maximize, offline,
-                  counted, callbacks)  # fmt: skip
+            _loop(
+                optuna,
+                study,
+                spec,
+                base,
+                base_path,
+                folder,
+                runner,
+                n_trials,
+                parallel,
+                threads,
+                maximize,
+                offline,
+                counted,
+                callbacks,
+            )
         finally:
             runner.shutdown()
         doc = summary(optuna, study, spec, superseded)
@@ -189,9 +215,22 @@ def _executor(kind: str, address: str | None, parallel: int, threads: int) -> An
     return LocalExecutor(parallel)
 
 
-def _loop(optuna: Any, study: Any, spec: SweepSpec, base: dict[str, Any], base_path: Path, folder: Path, runner: Any,
-          n_trials: int, parallel: int, threads: int, maximize: bool, offline: bool, counted: Any,
-          callbacks: list[Callback] | None) -> None:  # fmt: skip
+def _loop(
+    optuna: Any,
+    study: Any,
+    spec: SweepSpec,
+    base: dict[str, Any],
+    base_path: Path,
+    folder: Path,
+    runner: Any,
+    n_trials: int,
+    parallel: int,
+    threads: int,
+    maximize: bool,
+    offline: bool,
+    counted: Any,
+    callbacks: list[Callback] | None,
+) -> None:
     running: dict[Any, tuple[Any, Path]] = {}
     by_number: dict[int, Any] = {}
     pruning = spec.early_terminate is not None
@@ -210,8 +249,17 @@ def _loop(optuna: Any, study: Any, spec: SweepSpec, base: dict[str, Any], base_p
                 continue
             run_dir.mkdir(parents=True, exist_ok=True)
             trial.set_user_attr("run_dir", str(run_dir))
-            job = TrialSpec(trial.number, spec.name, base, overrides, params, spec.metric.name, maximize,
-                            None if runner.needs_files else str(run_dir), offline)  # fmt: skip
+            job = TrialSpec(
+                trial.number,
+                spec.name,
+                base,
+                overrides,
+                params,
+                spec.metric.name,
+                maximize,
+                None if runner.needs_files else str(run_dir),
+                offline,
+            )
             running[runner.submit(job)] = (trial, run_dir)
             by_number[trial.number] = trial
             emit(callbacks, TrialStarted(trial.number, params, str(run_dir)))
@@ -271,12 +319,17 @@ def summary(optuna: Any, study: Any, spec: SweepSpec, superseded: set[int]) -> d
         if t.number in superseded:
             continue
         run_dir = t.user_attrs.get("run_dir")
-        rows.append({
-            "number": t.number, "params": {k: decode(v) for k, v in t.params.items()},
-            "state": STATE_NAMES.get(t.state.name, t.state.name.lower()), "value": t.value, "run_dir": run_dir,
-            "checkpoint": str(Path(run_dir) / "checkpoint.npz") if run_dir else None,
-            "reason": t.user_attrs.get("reason"),
-        })  # fmt: skip
+        rows.append(
+            {
+                "number": t.number,
+                "params": {k: decode(v) for k, v in t.params.items()},
+                "state": STATE_NAMES.get(t.state.name, t.state.name.lower()),
+                "value": t.value,
+                "run_dir": run_dir,
+                "checkpoint": str(RunFolder(Path(run_dir)).checkpoint) if run_dir else None,
+                "reason": t.user_attrs.get("reason"),
+            }
+        )
     done = [r for r in rows if r["value"] is not None and r["state"] == "complete"]
     done.sort(key=lambda r: r["value"], reverse=maximize)
     importance = None
@@ -286,7 +339,11 @@ def summary(optuna: Any, study: Any, spec: SweepSpec, superseded: set[int]) -> d
         except Exception as exc:  # Optuna cannot always tell (e.g. a parameter that never varied)
             log.info("no parameter importance: %s", exc)
     return {
-        "name": spec.name, "metric": spec.metric.model_dump(), "method": spec.method,
-        "trials": sorted(rows, key=lambda r: r["number"]), "ranked": [r["number"] for r in done],
-        "best": done[0] if done else None, "importance": importance,
-    }  # fmt: skip
+        "name": spec.name,
+        "metric": spec.metric.model_dump(),
+        "method": spec.method,
+        "trials": sorted(rows, key=lambda r: r["number"]),
+        "ranked": [r["number"] for r in done],
+        "best": done[0] if done else None,
+        "importance": importance,
+    }

@@ -11,7 +11,7 @@ import multiprocessing
 import sys
 from typing import Any
 
-from mlpcli.errors import MlpcliError
+from mlpcli.errors import MissingExtra, MlpcliError
 from mlpcli.sweep.trial import TrialSpec, run_trial
 
 
@@ -86,7 +86,7 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise MlpcliError("--executor ray needs Ray: pip install '.[ray]' (or pip install ray)") from None
+        raise MissingExtra("--executor ray needs Ray", "ray") from None
     return ray
 
 

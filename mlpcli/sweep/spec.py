@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from mlpcli.config import StrictModel, config_from_dict, read_yaml
+from mlpcli.config import StrictModel, config_from_dict, folder_name_problem, read_yaml
 from mlpcli.config_errors import format_validation_error
 from mlpcli.errors import ConfigError
 
@@ -89,6 +89,13 @@ class SweepSpec(StrictModel):
     budget: Budget = Budget()
     early_terminate: EarlyTerminate | None = None
     seed: int = Field(0, ge=0, description="seed of the search itself (random and bayes samplers)")
+
+    @model_validator(mode="after")
+    def _folder_name(self) -> SweepSpec:
+        problem = folder_name_problem(self.name)
+        if problem:
+            raise ValueError(f"name: {problem}")
+        return self
 
     @model_validator(mode="after")
     def _grid_needs_values(self) -> SweepSpec:

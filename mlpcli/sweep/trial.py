@@ -15,9 +15,8 @@ from typing import Any, Protocol
 from mlpcli.config import config_from_dict
 from mlpcli.errors import MlpcliError, TrainingDiverged
 from mlpcli.events import EpochEnd
+from mlpcli.runs.folder import RunFolder
 from mlpcli.training import service as training
-
-RUN_FILES = ("config.yaml", "metrics.csv", "checkpoint.npz", "last.npz", "status.json")
 
 
 class Reporter(Protocol):
@@ -53,8 +52,15 @@ def best_value(rows: list[dict[str, Any]], metric: str, maximize: bool) -> float
 def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> dict[str, Any]:
     """Train one trial; returns number, state (complete, pruned, failed), value, reason, history, run_dir, files."""
     folder = Path(spec.run_dir) if spec.run_dir else Path(tempfile.mkdtemp(prefix=f"mlpcli-trial-{spec.number}-"))
-    result: dict[str, Any] = {"number": spec.number, "state": "failed", "value": None, "reason": None,
-                              "history": [], "run_dir": spec.run_dir, "files": None}  # fmt: skip
+    result: dict[str, Any] = {
+        "number": spec.number,
+        "state": "failed",
+        "value": None,
+        "reason": None,
+        "history": [],
+        "run_dir": spec.run_dir,
+        "files": None,
+    }
 
     def on_event(event: object) -> None:
         if isinstance(event, EpochEnd) and reporter is not None:
@@ -79,6 +85,6 @@ def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> dict[str, An
         result["history"] = prepared.history.rows
         result["value"] = best_value(prepared.history.rows, spec.metric, spec.maximize)
     if spec.run_dir is None:
-        result["files"] = {n: (folder / n).read_bytes() for n in RUN_FILES if (folder / n).is_file()}
+        result["files"] = {n: (folder / n).read_bytes() for n in RunFolder.RESULT_FILES if (folder / n).is_file()}
         shutil.rmtree(folder, ignore_errors=True)
     return result

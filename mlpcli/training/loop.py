@@ -1,8 +1,8 @@
 """fit(): the training loop. Flat and silent: it emits events and returns a History.
 
-One step: forward, the loss's delta, backward, (weight decay), the optimizer, (max-norm).
-With train.fused (SGD or momentum) the learning rate is folded in (mlpcli.training.fused): the output
-delta is multiplied by it, so backward gives lr * the gradients, and the update saves a pass.
+One step, one path: the schedule's rate to the optimizer, forward, the loss's delta (times what
+the optimizer asks the gradients to carry: the rate itself when it folds it, train.fused),
+backward, the optimizer's weight decay and update, (max-norm).
 Everything a run saves to resume exactly lives in LoopState.
 """
 
@@ -26,11 +26,8 @@ from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP
 from mlpcli.nn.optimizers import Optimizer
 from mlpcli.nn.schedules import learning_rate
-from mlpcli.training.fused import LearningRateFold, unsupported
 
 log = logging.getLogger(__name__)
-
-METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 
 @dataclass
@@ -53,11 +50,9 @@ class LoopSettings:
     """How to train: epochs, the learning-rate schedule, the loss and regularizers, what to monitor."""
 
     epochs: int
-    base_lr: float
     schedule: ScheduleConfig
     loss: str = "cross_entropy"
     label_smoothing: float = 0.0
-    weight_decay: float = 0.0
     max_norm: float = 0.0
     early_stopping: EarlyStoppingConfig | None = None
     monitor: str = "val_loss"
@@ -76,20 +71,28 @@ class LoopSettings:
         has_val = validation is not None and len(validation) > 0
         es = cfg.train.early_stopping
         return cls(
-            epochs=cfg.train.epochs, base_lr=cfg.optimizer.lr, schedule=cfg.schedule, loss=cfg.loss,
-            label_smoothing=cfg.label_smoothing, weight_decay=cfg.optimizer.weight_decay,
-            max_norm=cfg.model.max_norm, early_stopping=es,
+            epochs=cfg.train.epochs,
+            schedule=cfg.schedule,
+            loss=cfg.loss,
+            label_smoothing=cfg.label_smoothing,
+            max_norm=cfg.model.max_norm,
+            early_stopping=es,
             monitor=es.metric if es is not None else ("val_loss" if has_val else "train_loss"),
-            diagnostics=cfg.train.diagnostics, validation=validation if has_val else None, fused=cfg.train.fused,
-        )  # fmt: skip
+            diagnostics=cfg.train.diagnostics,
+            validation=validation if has_val else None,
+            fused=cfg.train.fused,
+        )
 
 
 def step_path(optimizer: Optimizer, settings: LoopSettings) -> str:
-    """Which training step fit() takes: "fused", or "plain" with the reason."""
+    """Which training step fit() takes: "fused" (the rate folded into the gradients), or "plain" with the reason."""
     if not settings.fused:
         return "plain (train.fused is off)"
-    reason = unsupported(optimizer, settings.diagnostics)
-    return "fused" if reason is None else f"plain ({reason})"
+    if not optimizer.folds_lr:  # Adam divides by the gradients' own scale
+        return f"plain (optimizer {type(optimizer).__name__})"
+    if settings.diagnostics:  # gradient norms need the gradients themselves
+        return "plain (gradient diagnostics)"
+    return "fused"
 
 
 def _improved(value: float, best: float | None, higher_better: bool) -> bool:
@@ -109,12 +112,12 @@ def fit(
 
     Raises TrainingDiverged on a NaN or infinite loss (EpochEnd is not emitted for that epoch).
     """
-    fold = LearningRateFold(optimizer) if step_path(optimizer, settings) == "fused" else None
+    optimizer.fold = step_path(optimizer, settings) == "fused"
+    optimizer.decay_mask = model.decay_mask()
     try:
-        _epochs(model, optimizer, batches, settings, state, callbacks, fold)
+        _epochs(model, optimizer, batches, settings, state, callbacks)
     finally:
-        if fold is not None:
-            fold.sync()
+        optimizer.sync()
     return state.history
 
 
@@ -125,7 +128,6 @@ def _epochs(
     settings: LoopSettings,
     state: LoopState,
     callbacks: list[Callback] | None,
-    fold: LearningRateFold | None,
 ) -> None:
     n, steps, epochs = len(batches), batches.steps, settings.epochs
     loss_fn, output = get_loss(settings.loss, settings.label_smoothing), model.output_activation
@@ -134,46 +136,46 @@ def _epochs(
     while state.epoch < epochs:
         epoch = state.epoch + 1
         start = time.perf_counter()
-        emit(callbacks, EpochStart(epoch, learning_rate(settings.schedule, settings.base_lr, state.epoch * steps,
-                                                        steps, epochs)))  # fmt: skip
+        emit(
+            callbacks,
+            EpochStart(epoch, learning_rate(settings.schedule, optimizer.base_lr, state.epoch * steps, steps, epochs)),
+        )
         order = state.rng.permutation(n)  # one shuffle per epoch
         total_loss, correct, seen = 0.0, 0, 0
         grad_norms = np.zeros(model.num_layers)
         for b, (xb, yb) in enumerate(batches.epoch(order)):
-            lr = learning_rate(settings.schedule, settings.base_lr, state.epoch * steps + b, steps, epochs)
-            scale = fold.factor(lr) if fold is not None else 1.0  # what the gradients come out multiplied by
+            lr = learning_rate(settings.schedule, optimizer.base_lr, state.epoch * steps + b, steps, epochs)
+            scale = optimizer.begin_step(lr)  # what the gradients must come out multiplied by
             z = model.forward_train(xb, state.rng)
             correct += int(np.count_nonzero(z.argmax(axis=1) == yb))
             loss, delta = loss_fn(z, yb, output)
             if scale != 1.0:
                 delta *= delta.dtype.type(scale)
             grads = model.backward(delta)
-            if settings.weight_decay:
-                loss += model.add_weight_decay(settings.weight_decay, scale)
+            loss += optimizer.penalty(model.flat, model.grad_flat)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"the loss became {loss} at epoch {epoch}, batch {b + 1} of {steps}; "
-                    f"try a lower learning rate (optimizer.lr is {settings.base_lr:g})"
+                    f"try a lower learning rate (optimizer.lr is {optimizer.base_lr:g})"
                 )
             if settings.diagnostics:
                 grad_norms += [np.linalg.norm(grads[f"W{l}"]) for l in range(1, model.num_layers + 1)]
-            if fold is not None:
-                fold.step(model.flat, model.grad_flat)
-            else:
-                optimizer.lr = lr
-                optimizer.step(model.flat, model.grad_flat)
+            optimizer.step(model.flat, model.grad_flat)
             if settings.max_norm:
                 model.apply_max_norm(settings.max_norm)
             m = yb.shape[0]
             total_loss += loss * m
             seen += m
             emit(callbacks, BatchEnd(epoch, b + 1, total_loss / seen, seen))
-        if fold is not None:
-            fold.sync()  # the optimizer's state as the plain path keeps it, for checkpoints
+        optimizer.sync()  # the optimizer's state as the plain path keeps it, for checkpoints
         row: dict[str, Any] = {
-            "epoch": epoch, "train_loss": total_loss / n, "train_accuracy": correct / n,
-            "val_loss": None, "val_accuracy": None, "lr": optimizer.lr,
-        }  # fmt: skip
+            "epoch": epoch,
+            "train_loss": total_loss / n,
+            "train_accuracy": correct / n,
+            "val_loss": None,
+            "val_accuracy": None,
+            "lr": optimizer.lr,
+        }
         val = settings.validation
         if val is not None:
             report = evaluate_arrays(model, batches.normalizer, val.x, val.y, settings.loss)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import tempfile
@@ -19,24 +17,25 @@ from mlpcli.data.augment import Distortion
 from mlpcli.data.batches import BatchStream, Split
 from mlpcli.data.load import Dataset, load_dataset
 from mlpcli.data.prepare import Normalizer, fit_normalizer, validation_split
-from mlpcli.errors import CheckpointError, MlpcliError, TrainingDiverged
+from mlpcli.errors import CheckpointError, MlpcliError, Terminated, TrainingDiverged
 from mlpcli.events import Callback, EpochEnd, History, Message, emit
+from mlpcli.factory import build_model, build_optimizer
 from mlpcli.files import checkpoint
-from mlpcli.files.atomic import deferred_interrupt, remove_stale_temps, write_text
+from mlpcli.files.atomic import deferred_interrupt, remove_stale_temps
+from mlpcli.files.locks import FileLock
 from mlpcli.inference.metrics import Report, evaluate_arrays
+from mlpcli.inference.predictor import Predictor
 from mlpcli.lecture.diagnostics import lecture_warnings
 from mlpcli.nn.mlp import MLP
-from mlpcli.nn.optimizers import make_optimizer
-from mlpcli.runs.folder import RunLock, now_iso, read_status, write_status
-from mlpcli.training.loop import METRIC_COLUMNS, LoopSettings, LoopState, fit, step_path
+from mlpcli.runs.folder import RunFolder, RunStatus, chance_accuracy, now_iso
+from mlpcli.training.loop import LoopSettings, LoopState, fit, step_path
 from mlpcli.training.threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
 
 WORKERS = 1  # threads preparing augmented batches ahead (measured: a second one made epochs slower)
 PREFETCH = 4  # batches each worker prepares ahead
-BEST_NAME = "checkpoint.npz"
-LAST_NAME = "last.npz"
+META_HISTORY = 100  # epochs of history a checkpoint's meta keeps (metrics.csv keeps them all)
 
 
 class Stopped(Exception):
@@ -44,11 +43,11 @@ class Stopped(Exception):
 
 
 class Interrupted(Exception):
-    """Training was interrupted (Ctrl-C); last is the checkpoint to resume from, if any."""
+    """Training was interrupted (Ctrl-C, or SIGTERM); last is the checkpoint to resume from, if any."""
 
-    def __init__(self, epoch: int, last: Path | None) -> None:
-        super().__init__(f"interrupted during epoch {epoch + 1}")
-        self.epoch, self.last = epoch, last
+    def __init__(self, epoch: int, last: Path | None, signal: str = "SIGINT") -> None:
+        super().__init__(f"interrupted ({signal}) during epoch {epoch + 1}")
+        self.epoch, self.last, self.signal = epoch, last, signal
 
 
 @dataclass
@@ -83,6 +82,7 @@ class TrainResult:
     prepared: Prepared
     threads: int = 0  # BLAS threads at the end of training
     step: str = ""  # the training step taken: "fused", or "plain (why)"
+    at_chance: bool = False  # accuracy no better than guessing the most common class
 
 
 def ensure_writable(folder: Path) -> None:
@@ -99,11 +99,17 @@ def ensure_writable(folder: Path) -> None:
 
 def prepare(cfg: ExperimentConfig, *, offline: bool = False, callbacks: list[Callback] | None = None) -> Prepared:
     """Load and split the data, fit the normalization on the training part, build model and optimizer."""
-    dataset = load_dataset(cfg.data.dataset, data_dir=cfg.data.dir, offline=offline, callbacks=callbacks,
-                           test=cfg.data.test)  # fmt: skip
+    dataset = load_dataset(
+        cfg.data.dataset, data_dir=cfg.data.dir, offline=offline, callbacks=callbacks, test=cfg.data.test
+    )
     if len(dataset.test_y) == 0:
-        emit(callbacks, Message(f"{dataset.name} has no test split (set data.test to a labelled CSV): "
-                                "the run ends without a test report"))  # fmt: skip
+        emit(
+            callbacks,
+            Message(
+                f"{dataset.name} has no test split (set data.test to a labelled CSV): "
+                "the run ends without a test report"
+            ),
+        )
     # One seed, four independent streams; adding the fourth (augmentation) left the first three as they were.
     split_rng, init_rng, train_rng, augment_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(4)
@@ -116,17 +122,19 @@ def prepare(cfg: ExperimentConfig, *, offline: bool = False, callbacks: list[Cal
     val = Split(dataset.train_x[va], dataset.train_y[va]) if va.size else None
     normalizer = fit_normalizer(cfg.data.normalize, dataset.train_x, cfg.data.per_pixel, rows=tr)
     sizes = cfg.layer_sizes(dataset.num_features, len(dataset.classes))
-    m = cfg.model
-    model = MLP(
-        sizes, m.activation, m.output, dropout=m.dropout, input_dropout=m.input_dropout,
-        leaky_slope=m.leaky_slope, dtype=np.dtype(cfg.train.dtype),
-    ).init(init_rng, m.init)  # fmt: skip
+    model = build_model(cfg.model, sizes, dtype=cfg.train.dtype, rng=init_rng)
     distortion = Distortion(**cfg.augment.model_dump())
     try:
         batches = BatchStream(
-            train, cfg.train.batch_size, normalizer, dtype=cfg.train.dtype, distortion=distortion, rng=augment_rng,
-            workers=WORKERS if distortion.active else 0, prefetch=PREFETCH,
-        )  # fmt: skip
+            train,
+            cfg.train.batch_size,
+            normalizer,
+            dtype=cfg.train.dtype,
+            distortion=distortion,
+            rng=augment_rng,
+            workers=WORKERS if distortion.active else 0,
+            prefetch=PREFETCH,
+        )
     except ValueError as exc:
         raise MlpcliError(f"augment: {exc}") from None
     for warning in lecture_warnings(cfg):
@@ -136,7 +144,11 @@ def prepare(cfg: ExperimentConfig, *, offline: bool = False, callbacks: list[Cal
 
 def _meta(p: Prepared, row: dict[str, Any] | None) -> dict[str, Any]:
     return checkpoint.build_meta(
-        p.model.layer_sizes, p.cfg.model.activation, p.cfg.model.output, list(p.dataset.classes), p.dataset.name,
+        p.model.layer_sizes,
+        p.cfg.model.activation,
+        p.cfg.model.output,
+        list(p.dataset.classes),
+        p.dataset.name,
         config=p.cfg.model_dump(mode="json"),
         epoch=p.state.epoch,
         metrics=row or {},
@@ -148,34 +160,29 @@ def _meta(p: Prepared, row: dict[str, Any] | None) -> dict[str, Any]:
             "best_epoch": p.state.best_epoch,
             "bad_epochs": p.state.bad_epochs,
         },
-        history=p.history.rows,
-    )  # fmt: skip
+        history=p.history.rows[-META_HISTORY:],  # the rest is in metrics.csv: checkpoints stay small
+    )
 
 
 def _save(p: Prepared, path: Path, optimizer_state: dict[str, np.ndarray], row: dict[str, Any] | None) -> None:
     ckpt = checkpoint.Checkpoint(
         params={k: v.copy() for k, v in p.model.params.items()},
-        norm_mean=p.normalizer.mean, norm_std=p.normalizer.std, meta=_meta(p, row), opt_state=optimizer_state,
-    )  # fmt: skip
+        norm_mean=p.normalizer.mean,
+        norm_std=p.normalizer.std,
+        meta=_meta(p, row),
+        opt_state=optimizer_state,
+    )
     try:
         checkpoint.save(path, ckpt)
     except OSError as exc:
         raise MlpcliError(f"cannot write {path}: {exc.strerror or exc}; earlier checkpoints are intact") from None
 
 
-def metrics_csv(rows: list[dict[str, Any]]) -> str:
-    """metrics.csv text: the standard columns, then any diagnostics columns."""
-    columns = list(METRIC_COLUMNS) + sorted({k for r in rows for k in r} - set(METRIC_COLUMNS))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
-    return buf.getvalue()
+def restore(p: Prepared, ckpt: checkpoint.Checkpoint, history_file: RunFolder | None = None) -> dict[str, np.ndarray]:
+    """Load a last.npz into prepared state for an exact resume; returns the optimizer state.
 
-
-def restore(p: Prepared, ckpt: checkpoint.Checkpoint) -> dict[str, np.ndarray]:
-    """Load a last.npz into prepared state for an exact resume; returns the optimizer state."""
+    history_file: the run folder whose metrics.csv holds the epochs the checkpoint's meta left out.
+    """
     meta = ckpt.meta
     if ckpt.layer_sizes != p.model.layer_sizes or meta["activation"] != p.cfg.model.activation:
         raise CheckpointError(
@@ -192,11 +199,24 @@ def restore(p: Prepared, ckpt: checkpoint.Checkpoint) -> dict[str, np.ndarray]:
             p.batches.rng.bit_generator.state = resume["augment_rng_state"]
     except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{ckpt.path}: invalid random-generator state ({exc})") from None
-    history = History(rows=list(meta.get("history", [])), best_epoch=resume.get("best_epoch"))
+    epoch = int(meta.get("epoch", 0))
+    rows = list(meta.get("history", []))
+    if history_file is not None and len(rows) < epoch:  # meta keeps the last META_HISTORY epochs
+        try:
+            full = [r for r in history_file.read_metrics() if r.get("epoch") is not None and r["epoch"] <= epoch]
+        except MlpcliError:
+            full = []
+        if len(full) >= len(rows):
+            rows = [{k: (int(v) if k == "epoch" else v) for k, v in r.items()} for r in full]
+    history = History(rows=rows, best_epoch=resume.get("best_epoch"))
     p.state = LoopState(
-        p.state.rng, int(meta.get("epoch", 0)), resume.get("best_value"), resume.get("best_epoch"),
-        int(resume.get("bad_epochs", 0)), history,
-    )  # fmt: skip
+        p.state.rng,
+        epoch,
+        resume.get("best_value"),
+        resume.get("best_epoch"),
+        int(resume.get("bad_epochs", 0)),
+        history,
+    )
     return ckpt.opt_state
 
 
@@ -206,67 +226,99 @@ def run(
     *,
     resume: checkpoint.Checkpoint | None = None,
     callbacks: list[Callback] | None = None,
-    lock: RunLock | None = None,
+    lock: FileLock | None = None,
     labels: dict[str, Any] | None = None,
+    changes: dict[str, list[Any]] | None = None,
 ) -> TrainResult:
     """Train p into run_dir (config.yaml, metrics.csv, checkpoint.npz, last.npz, status.json) and test the best model.
 
     The folder is locked for the whole run (pass `lock` when the caller already holds it), and
     status.json says at every moment whether the run is running, finished, interrupted, diverged
-    or failed. `labels` are extra status fields (e.g. the sweep a trial belongs to).
+    or failed. `labels` are extra status fields (sweep, trial). `changes` (key -> [old, new]) are
+    settings a resume changed: recorded in status.json as changes from the resumed epoch on.
     """
     ensure_writable(run_dir)
-    held = lock if lock is not None else RunLock(run_dir).acquire()
-    previous = read_status(run_dir) if resume is not None else None
-    status: dict[str, Any] = {
-        "name": p.cfg.name, **(labels or {}), "status": "running", "pid": os.getpid(),
-        "started": (previous or {}).get("started") or now_iso(), "ended": None,
-        "epochs_planned": p.cfg.train.epochs, "epochs_done": p.state.epoch, "best_epoch": None,
-        "best_val_accuracy": None, "test_accuracy": None, "train_seconds": None, "error": None,
-    }  # fmt: skip
+    folder = RunFolder(run_dir)
+    held = lock if lock is not None else folder.lock().acquire()
+    previous = folder.read_status(live=False) if resume is not None else None
+    status = RunStatus(
+        name=p.cfg.name,
+        status="running",
+        pid=os.getpid(),
+        started=(previous.started if previous else None) or now_iso(),
+        epochs_planned=p.cfg.train.epochs,
+        epochs_done=int(resume.meta.get("epoch", 0)) if resume else 0,
+        sweep=(labels or {}).get("sweep"),
+        trial=(labels or {}).get("trial"),
+        resumes=list(previous.resumes) if previous else [],
+    )
     if previous is not None:
-        status["resumed"] = now_iso()
+        for key in ("best_epoch", "best_val_accuracy", "train_seconds"):
+            setattr(status, key, getattr(previous, key))
+    if resume is not None:
+        status.resumes.append({"at": now_iso(), "after_epoch": status.epochs_done, "changes": changes or {}})
     try:
-        write_status(run_dir, status)
-        result = _train(p, run_dir, resume, callbacks, status)
+        folder.write_status(status)
+        result = _train(p, folder, resume, callbacks, status)
     except BaseException as exc:
-        ended = {Interrupted: "interrupted", KeyboardInterrupt: "interrupted", TrainingDiverged: "diverged",
-                 Stopped: "pruned"}  # fmt: skip
-        state = next((v for k, v in ended.items() if isinstance(exc, k)), "failed")
-        status.update(status=state, ended=now_iso(), error=str(exc) or type(exc).__name__)
-        _try_write_status(run_dir, status)
+        ended = {
+            Interrupted: "interrupted",
+            KeyboardInterrupt: "interrupted",
+            TrainingDiverged: "diverged",
+            Stopped: "pruned",
+        }
+        status.status = next((v for k, v in ended.items() if isinstance(exc, k)), "failed")
+        status.ended, status.error = now_iso(), str(exc) or type(exc).__name__
+        _try_write_status(folder, status)
         raise
     finally:
         if lock is None:
             held.release()
     test = result.test
-    status.update(status="finished", ended=now_iso(), test_accuracy=test.accuracy if test else None,
-                  test_loss=test.loss if test else None)  # fmt: skip
-    _try_write_status(run_dir, status)
+    status.status, status.ended = "finished", now_iso()
+    if test is not None:
+        status.test_accuracy, status.test_loss = test.accuracy, test.loss
+    status.at_chance = result.at_chance
+    _try_write_status(folder, status)
     return result
 
 
-def _try_write_status(run_dir: Path, status: dict[str, Any]) -> None:
+def _try_write_status(folder: RunFolder, status: RunStatus) -> None:
     try:
-        write_status(run_dir, status)
+        folder.write_status(status)
     except (OSError, ValueError) as exc:  # a full disk must not hide the error that ended the run
-        log.warning("could not record the run's status in %s: %s", run_dir, exc)
+        log.warning("could not record the run's status in %s: %s", folder.path, exc)
+
+
+def _at_chance(p: Prepared, test: Report | None) -> bool:
+    """Whether the run ended no better than always answering the most common class (+1 point)."""
+    rows = p.history.rows
+    if test is not None:
+        counts, accuracy = np.bincount(p.dataset.test_y.astype(np.int64)).tolist(), test.accuracy
+    elif rows and rows[-1].get("val_accuracy") is not None and p.val is not None:
+        counts, accuracy = np.bincount(p.val.y.astype(np.int64)).tolist(), rows[-1]["val_accuracy"]
+    else:
+        return False
+    return len(counts) > 1 and accuracy <= chance_accuracy(counts) + 0.01
 
 
 def _train(
-    p: Prepared, run_dir: Path, resume: checkpoint.Checkpoint | None, callbacks: list[Callback] | None,
-    status: dict[str, Any],
-) -> TrainResult:  # fmt: skip
+    p: Prepared,
+    folder: RunFolder,
+    resume: checkpoint.Checkpoint | None,
+    callbacks: list[Callback] | None,
+    status: RunStatus,
+) -> TrainResult:
     start = time.perf_counter()
     cfg = p.cfg
-    for stale in remove_stale_temps(run_dir):
+    for stale in remove_stale_temps(folder.path):
         log.info("removed %s, left by an interrupted write", stale)
-    best_path, last_path = run_dir / BEST_NAME, run_dir / LAST_NAME
-    o = cfg.optimizer
-    optimizer = make_optimizer(o.name, o.lr, o.momentum, o.beta1, o.beta2)
+    best_path, last_path = folder.checkpoint, folder.last
+    optimizer = build_optimizer(cfg.optimizer)
     if resume is not None:
-        optimizer.load_state_dict(restore(p, resume))
-    write_text(run_dir / "config.yaml", "# resolved by mlpcli: every default filled in\n" + dump_config(cfg))
+        optimizer.load_state_dict(restore(p, resume, folder))
+    if not folder.config.exists():  # a resumed run keeps what its first epochs used; changes are in status.json
+        folder.write_config("# resolved by mlpcli: every default filled in\n" + dump_config(cfg))
 
     def save_epoch(event: object) -> None:
         if not isinstance(event, EpochEnd):
@@ -276,18 +328,20 @@ def _train(
             _save(p, last_path, opt_state, event.metrics)
             if event.is_best:
                 _save(p, best_path, opt_state, event.metrics)
-            write_text(run_dir / "metrics.csv", metrics_csv(p.history.rows))
             rows = p.history.rows
+            folder.write_metrics(rows)
             accuracies = [r["val_accuracy"] for r in rows if r.get("val_accuracy") is not None]
-            status.update(
-                epochs_done=p.state.epoch, best_epoch=p.state.best_epoch, train_seconds=sum(r["seconds"] for r in rows),
-                best_val_accuracy=max(accuracies) if accuracies else None,
-            )  # fmt: skip
-            write_status(run_dir, status)
+            status.epochs_done, status.best_epoch = p.state.epoch, p.state.best_epoch
+            status.train_seconds = sum(r["seconds"] for r in rows)
+            status.best_val_accuracy = max(accuracies) if accuracies else None
+            folder.write_status(status)
 
     threads = cfg.train.threads
-    governor = ThreadGovernor(None if threads == "auto" else int(threads), reserve=1 if p.batches.workers else 0,
-                              notify=lambda e: emit(callbacks, e))  # fmt: skip
+    governor = ThreadGovernor(
+        None if threads == "auto" else int(threads),
+        reserve=1 if p.batches.workers else 0,
+        notify=lambda e: emit(callbacks, e),
+    )
     try:
         with governor:
             emit(callbacks, Message(f"BLAS threads: {governor.threads} ({governor.reason})", "detail"))
@@ -295,18 +349,30 @@ def _train(
             step = step_path(optimizer, settings)
             emit(callbacks, Message(f"training step: {step}", "detail"))
             fit(p.model, optimizer, p.batches, settings, p.state, [save_epoch, governor, *(callbacks or [])])
-    except KeyboardInterrupt:
-        raise Interrupted(p.state.epoch, last_path if last_path.exists() else None) from None
+    except KeyboardInterrupt as exc:
+        why = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        raise Interrupted(p.state.epoch, last_path if last_path.exists() else None, why) from None
     except TrainingDiverged as exc:
         kept = f"; the last good epoch's checkpoint is {best_path}" if best_path.exists() else ""
         raise TrainingDiverged(f"{exc}{kept}") from None
-    if not best_path.exists():  # resumed a finished run, or zero epochs left
+    if not best_path.exists():  # zero epochs left
         _save(p, best_path, optimizer.state_dict(), p.history.rows[-1] if p.history.rows else None)
     test = None
     if len(p.dataset.test_y):
         best = checkpoint.load(best_path)
-        test = evaluate_arrays(checkpoint.to_model(best), p.normalizer, p.dataset.test_x, p.dataset.test_y, cfg.loss)
+        test = evaluate_arrays(Predictor(best).model, p.normalizer, p.dataset.test_x, p.dataset.test_y, cfg.loss)
         best.meta["metrics"] = {**best.meta.get("metrics", {}), "test_loss": test.loss, "test_accuracy": test.accuracy}
         checkpoint.save(best_path, best)
     seconds = time.perf_counter() - start
-    return TrainResult(run_dir, best_path, last_path, p.history, test, seconds, p, governor.threads, step)
+    result = TrainResult(folder.path, best_path, last_path, p.history, test, seconds, p, governor.threads, step)
+    result.at_chance = _at_chance(p, test)
+    if result.at_chance:
+        emit(
+            callbacks,
+            Message(
+                "the run ended at chance: its accuracy is no better than guessing the most common "
+                "class; try a lower optimizer.lr or another schedule",
+                "warning",
+            ),
+        )
+    return result
