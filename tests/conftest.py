@@ -46,6 +46,18 @@ needs_full_mnist = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(scope="session")
+def sample_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one trained checkpoint tests share: configs/quickstart.yaml (784-128-10, the shipped sample), 10 epochs."""
+    from mlpcli.config import load_config
+    from mlpcli.training import service as training
+
+    run = tmp_path_factory.mktemp("sample-run")
+    configs = Path(__file__).parent.parent / "configs"
+    cfg = load_config(configs / "quickstart.yaml", ["data.validation=0", "train.epochs=10"])
+    return training.run(training.prepare(cfg), run).checkpoint
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own cache and no mirror/offline settings from the outside."""

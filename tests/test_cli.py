@@ -11,20 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FULL_MNIST, TINY
+from helpers import invoke
 from PIL import Image
-from typer.testing import CliRunner
 
 from mlpcli import __version__
-from mlpcli.cli import app
 from mlpcli.data.load import load_dataset
 
-runner = CliRunner()
 CONFIGS = Path(__file__).parent.parent / "configs"
 QUICK = ["--set", "train.epochs=2", "--set", "model.hidden=[32]"]
-
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FULL_MNIST
-from typer.testing import CliRunner
+from helpers import invoke
 
-from mlpcli.cli import app
 from mlpcli.config import load_config
 from mlpcli.data.csvfile import read_csv_digits
 from mlpcli.data.load import load_dataset
@@ -24,10 +23,6 @@ from mlpcli.nn import ACTIVATIONS, MLP
 from mlpcli.training import service as training
 
 CONFIGS = Path(__file__).parent.parent / "configs"
-
-
-def invoke(*args: str):  # noqa: ANN201
-    return CliRunner().invoke(app, list(args))
 
 
 def _checkpoint(path: Path, activation: str, output: str, per_pixel: bool = False, seed: int = 0) -> Path:

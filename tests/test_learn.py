@@ -7,22 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from helpers import invoke
 
-from mlpcli.cli import app
 from mlpcli.config import load_config
 from mlpcli.errors import ConfigError
 from mlpcli.lecture.network_file import load_network
 from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.losses import COMPATIBLE_OUTPUTS
 
-runner = CliRunner()
 CONFIGS = Path(__file__).parent.parent / "configs"
 TOY = str(CONFIGS / "toy.yaml")
-
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def test_trace_forward_reproduces_the_lecture() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mlpcli.nn import MLP, make_optimizer
-from mlpcli.nn.optimizers import Adam, Momentum
+from mlpcli.nn.optimizers import OPTIMIZERS, Adam, Momentum, add_l2
 
 
 def test_one_hand_computed_sgd_step() -> None:
@@ -49,18 +49,18 @@ def test_nesterov_looks_ahead() -> None:
     np.testing.assert_allclose(w, [0.81])
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_state_dict_round_trip_continues_exactly(name: str) -> None:
     rng = np.random.default_rng(0)
     grads = [rng.normal(size=3) for _ in range(6)]
     a, b = np.ones(3), np.ones(3)
-    opt_a = make_optimizer(name, lr=0.01)
+    opt_a = make_optimizer(name, lr=0.01, weight_decay=0.1)
     for g in grads:
         opt_a.step(a, g)
-    opt_b = make_optimizer(name, lr=0.01)
+    opt_b = make_optimizer(name, lr=0.01, weight_decay=0.1)
     for g in grads[:3]:
         opt_b.step(b, g)
-    resumed = make_optimizer(name, lr=0.01)
+    resumed = make_optimizer(name, lr=0.01, weight_decay=0.1)
     resumed.load_state_dict(opt_b.state_dict())
     for g in grads[3:]:
         resumed.step(b, g)
@@ -95,6 +95,8 @@ def test_invalid_arguments_raise_value_error(kwargs: dict, message: str) -> None
         ("relu", "softmax", "cross_entropy", "adam", 0.01),
         ("relu", "sigmoid", "mse", "adam", 0.01),
         ("tanh", "sigmoid", "bce", "nesterov", 0.1),
+        ("gelu", "softmax", "cross_entropy", "adamw", 0.01),
+        ("silu", "softmax", "cross_entropy", "momentum", 0.1),
     ],
 )
 def test_a_64_sample_set_is_fitted_perfectly(
@@ -111,3 +113,35 @@ def test_a_64_sample_set_is_fitted_perfectly(
         if np.mean(model.forward(x).argmax(axis=1) == y) == 1.0:
             break
     assert np.mean(model.forward(x).argmax(axis=1) == y) == 1.0
+
+
+def test_adamw_decays_the_weights_apart_from_the_adaptive_step() -> None:
+    """AdamW (Loshchilov & Hutter 2019): W <- W - lr wd W - adam(g); with g = 0 only the decay acts, and
+    L2 Adam (wd joining g) moves W differently from decoupled decay for the same wd."""
+    w = np.array([1.0, -2.0, 0.5])
+    opt = make_optimizer("adamw", lr=0.1, weight_decay=0.5)
+    opt.step(w, np.zeros(3))
+    np.testing.assert_allclose(w, np.array([1.0, -2.0, 0.5]) * (1 - 0.1 * 0.5))
+    coupled, decoupled = np.array([1.0, -2.0, 0.5]), np.array([1.0, -2.0, 0.5])
+    l2 = Adam(0.1, weight_decay=0.5)
+    g = np.array([0.3, 0.1, -0.2])
+    grads = g.copy()
+    l2.penalty(coupled, grads)
+    l2.step(coupled, grads)
+    make_optimizer("adamw", lr=0.1, weight_decay=0.5).step(decoupled, g.copy())
+    assert not np.allclose(coupled, decoupled)
+
+
+def test_weight_decay_follows_the_models_mask_biases_untouched() -> None:
+    model = MLP([3, 4, 2]).init(np.random.default_rng(0))
+    model.params["b1"][:] = 1.0
+    before = model.flat.copy()
+    opt = make_optimizer("adamw", lr=0.1, weight_decay=0.5)
+    opt.decay_mask = model.decay_mask()
+    opt.step(model.flat, np.zeros_like(model.flat))
+    np.testing.assert_array_equal(model.params["b1"], 1.0)
+    np.testing.assert_allclose(model.params["W1"], before[:12].reshape(3, 4) * 0.95)
+    grads = np.zeros_like(model.flat)
+    penalty = add_l2(model.flat, grads, model.decay_mask(), 0.1)
+    assert penalty == pytest.approx(0.05 * (np.sum(model.params["W1"] ** 2) + np.sum(model.params["W2"] ** 2)))
+    np.testing.assert_array_equal(grads[12:16], 0.0)  # b1 gets no decay gradient

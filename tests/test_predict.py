@@ -22,14 +22,6 @@ CONFIGS = Path(__file__).parent.parent / "configs"
 
 
 @pytest.fixture(scope="session")
-def sample_model(tmp_path_factory) -> Path:
-    """A model trained on the shipped sample (a few seconds)."""
-    run = tmp_path_factory.mktemp("sample-run")
-    cfg = load_config(None, ["name=s", "data.dataset=mnist-sample", "data.validation=0", "train.epochs=10"])
-    return training.run(training.prepare(cfg), run).checkpoint
-
-
-@pytest.fixture(scope="session")
 def sample_digits() -> tuple[np.ndarray, np.ndarray]:
     data = load_dataset("mnist-sample")
     return data.test_x.reshape(-1, 28, 28), data.test_y
@@ -144,7 +136,12 @@ def test_one_bad_file_does_not_stop_the_others(tmp_path, sample_model, sample_di
     assert preds[0].probabilities.sum() == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.parametrize("kind", CASES + STYLES)
+SLOW_KINDS = {"photo"}  # seconds each; the everyday run (-m "not slow") skips them, .ci/run does not
+
+
+@pytest.mark.parametrize(
+    "kind", [pytest.param(k, marks=pytest.mark.slow) if k in SLOW_KINDS else k for k in CASES + STYLES]
+)
 def test_preprocessing_reads_pictures_as_well_as_the_raw_digits(sample_model, sample_digits, kind: str) -> None:
     """On the sample model: pictures of each kind are read within 3 points of feeding the digits directly."""
     n = 250 if kind in CASES else 150  # drawn pages are large: fewer of them
@@ -154,6 +151,7 @@ def test_preprocessing_reads_pictures_as_well_as_the_raw_digits(sample_model, sa
     assert accuracy(ckpt, digits, labels, kind) >= direct - 0.03
 
 
+@pytest.mark.slow
 @needs_full_mnist
 def test_a_full_mnist_model_reads_each_kind_of_picture_at_97_percent(serve, monkeypatch, tmp_path) -> None:
     server = serve(Path(FULL_MNIST))

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import invoke
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from mlpcli.cli import app
 from mlpcli.errors import CheckpointError
 from mlpcli.files import checkpoint
 from mlpcli.inference.predictor import Predictor
@@ -27,10 +26,6 @@ from mlpcli.runs.folder import RunFolder, RunLocked, claim_run_dir, new_run_dir,
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 QUICK = ["-c", str(CONFIGS / "quickstart.yaml"), "--set", "model.hidden=[16]", "--epochs", "2"]
-
-
-def invoke(*args: str):  # noqa: ANN201
-    return CliRunner().invoke(app, list(args))
 
 
 def _folders(root: Path) -> list[Path]:

@@ -18,10 +18,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mlpcli.cli import app as cli_app
-from mlpcli.config import load_config
 from mlpcli.data.load import load_dataset
 from mlpcli.files import checkpoint
-from mlpcli.training import service as training
 
 fastapi = pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install '.[serve]'")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -33,10 +31,8 @@ ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def ckpt_path(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("serve")
-    cfg = load_config(CONFIGS / "quickstart.yaml", ["train.epochs=6"])
-    return training.run(training.prepare(cfg), folder / "run").checkpoint
+def ckpt_path(sample_model) -> Path:
+    return sample_model
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +71,7 @@ def test_predictions_equal_mlpcli_predict_for_the_same_files(ckpt_path, pictures
         np.testing.assert_allclose(doc["probabilities"], want["probabilities"], atol=1e-6)
         assert doc["confidence"] == pytest.approx(want["confidence"], abs=1e-6)
         assert np.array(doc["image"]).shape == (28, 28)
-        assert [len(a) for a in doc["activations"]] == [128]
+        assert [len(a) for a in doc["activations"]] == checkpoint.load(ckpt_path).layer_sizes[1:-1]
         assert len(doc["top_units"]) == 6 and np.array(doc["top_units"][0]["template"]).shape == (28, 28)
         fired = [u["activation"] for u in doc["top_units"]]
         assert fired == sorted(fired, reverse=True) and fired[0] == pytest.approx(max(doc["activations"][0]), abs=1e-3)

@@ -14,19 +14,14 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
-from typer.testing import CliRunner
+from helpers import invoke
 
-from mlpcli.cli import app
 from mlpcli.runs.folder import run_infos
 from mlpcli.training.threads import usable_cores
 
 pytest.importorskip("optuna", reason="the sweep extra (optuna) is not installed: pip install '.[sweep]'")
 
 QUICKSTART = Path(__file__).parent.parent / "configs" / "quickstart.yaml"
-
-
-def invoke(*args: str):  # noqa: ANN201
-    return CliRunner().invoke(app, list(args))
 
 
 def _sweep_file(tmp_path: Path, body: str, name: str = "s") -> Path:

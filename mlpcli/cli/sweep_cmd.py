@@ -67,7 +67,7 @@ class SweepTable:
 def sweep(
     file: Annotated[Path, typer.Argument(help="A sweep file (see configs/sweeps/).")],
     executor: Annotated[
-        str, typer.Option("--executor", help="local (worker processes) or ray (a Ray cluster).")
+        str, typer.Option("--executor", help="Where trials run: local (worker processes) or ray (a Ray cluster).")
     ] = "local",
     address: Annotated[
         str | None, typer.Option("--address", help="Ray cluster HOST:PORT (default RAY_ADDRESS).")
@@ -86,9 +86,10 @@ def sweep(
     from rich.live import Live
 
     from mlpcli.sweep.driver import SweepInvalid, run_sweep
+    from mlpcli.sweep.executors import EXECUTORS
 
-    if executor not in ("local", "ray"):
-        raise typer.BadParameter("must be local or ray", param_hint="--executor")
+    if executor not in EXECUTORS:
+        raise typer.BadParameter(f"must be one of {', '.join(EXECUTORS)}", param_hint="--executor")
     metric = "value"
     live = console.is_terminal and not json_out
     table = SweepTable(metric, live)

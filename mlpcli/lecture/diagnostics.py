@@ -5,21 +5,22 @@ from __future__ import annotations
 import numpy as np
 
 from mlpcli.config import ExperimentConfig
+from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.mlp import MLP
 
-SATURATION = {"sigmoid": (0.02, 0.98), "tanh": (-0.96, 0.96)}
 DEEP_SIGMOID = 3
 
 
 def layer_diagnostics(model: MLP, x: np.ndarray) -> dict[str, float]:
     """Per hidden layer, on a batch x (n, inputs): saturated fraction (sigmoid/tanh) or dead fraction (ReLU)."""
     out: dict[str, float] = {}
+    spec = ACTIVATIONS[model.activation]  # the registry says how its units go wrong
     acts = model.layer_activations(x)[:-1]
     for l, a in enumerate(acts, start=1):
-        if model.activation in SATURATION:
-            lo, hi = SATURATION[model.activation]
+        if spec.health == "saturated" and spec.saturation is not None:
+            lo, hi = spec.saturation
             out[f"saturated_{l}"] = float(np.mean((a <= lo) | (a >= hi)))
-        elif model.activation in ("relu", "leaky_relu"):
+        elif spec.health == "dead":
             out[f"dead_{l}"] = float(np.mean(~(a > 0).any(axis=0)))
     return out
 

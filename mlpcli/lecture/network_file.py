@@ -7,11 +7,10 @@ Kept apart from experiment configs on purpose: a network file has one top-level 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from mlpcli.config import StrictModel, read_yaml
+from mlpcli.config import ActivationName, LossName, OutputName, StrictModel, read_yaml
 from mlpcli.config_errors import format_validation_error
 from mlpcli.errors import ConfigError
 from mlpcli.nn.losses import COMPATIBLE_OUTPUTS
@@ -27,9 +26,9 @@ class LayerWeights(StrictModel):
 class NetworkSpec(StrictModel):
     """A small network with every weight written out, for trace and inspect (not for training)."""
 
-    activation: Literal["sigmoid", "tanh", "relu", "leaky_relu", "linear"] = "sigmoid"
-    output: Literal["softmax", "sigmoid", "linear"] = "sigmoid"
-    loss: Literal["cross_entropy", "mse", "bce"] = "mse"
+    activation: ActivationName = "sigmoid"
+    output: OutputName = "sigmoid"
+    loss: LossName = "mse"
     layers: list[LayerWeights] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -18,6 +18,7 @@ from mlpcli.errors import ConfigError, MissingExtra, MlpcliError
 from mlpcli.events import Callback, Message, emit
 from mlpcli.files.atomic import write_bytes, write_text
 from mlpcli.runs.folder import RunFolder
+from mlpcli.sweep.executors import EXECUTORS, make_executor
 from mlpcli.sweep.spec import SweepSpec, check_trials, decode, encode, load_sweep, trial_overrides
 from mlpcli.sweep.trial import TrialSpec
 from mlpcli.training.threads import usable_cores
@@ -131,7 +132,8 @@ def run_sweep(
     if problems:
         raise SweepInvalid(problems)
     n_trials, parallel = trials or spec.trials, parallel or spec.budget.parallel
-    if executor == "local" and parallel > usable_cores():  # parallel x threads must fit the cores
+    local = executor in EXECUTORS and EXECUTORS[executor].on_this_machine
+    if local and parallel > usable_cores():  # parallel x threads must fit the cores
         emit(
             callbacks,
             Message(
@@ -175,8 +177,8 @@ def run_sweep(
                 1 for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.number not in superseded
             )
 
-        threads = max(1, usable_cores() // parallel) if executor == "local" else 1
-        runner = _executor(executor, address, parallel, threads)
+        threads = max(1, usable_cores() // parallel) if local else 1
+        runner = make_executor(executor, address, parallel, threads)
         emit(
             callbacks,
             SweepStart(spec.name, str(folder), n_trials, parallel, threads, runner.where, counted(), len(stale)),
@@ -203,16 +205,6 @@ def run_sweep(
         doc = summary(optuna, study, spec, superseded)
         write_text(folder / "summary.json", json.dumps(doc, indent=2, default=str) + "\n")
         return doc
-
-
-def _executor(kind: str, address: str | None, parallel: int, threads: int) -> Any:
-    from mlpcli.sweep.executors import LocalExecutor, RayExecutor
-
-    if kind == "ray":
-        return RayExecutor(address, threads)
-    if kind != "local":
-        raise MlpcliError(f"unknown executor {kind!r}; choose local or ray")
-    return LocalExecutor(parallel)
 
 
 def _loop(

@@ -1,7 +1,9 @@
-"""Where trials run: worker processes on this machine, or Ray tasks on a cluster.
+"""Where trials run: worker processes on this machine, or Ray tasks on a cluster. One registry entry each.
 
-Both look the same to the driver: submit(spec) a trial, wait() for finished ones, drain()
-the epochs workers reported, prune(number) to ask a trial to stop after its current epoch.
+Every executor implements the Executor interface below and the driver sees no difference;
+`mlpcli sweep --executor` takes the registry's names. Adding one is a class and an entry.
+This module stays light (the trial code is imported where a trial runs), so the CLI can
+read the registry for its help and checks.
 """
 
 from __future__ import annotations
@@ -9,10 +11,35 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import sys
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mlpcli.errors import MissingExtra, MlpcliError
-from mlpcli.sweep.trial import TrialSpec, run_trial
+
+if TYPE_CHECKING:
+    from mlpcli.sweep.trial import TrialSpec
+
+
+class Executor(Protocol):
+    """The executor interface.
+
+    needs_files: True when trials run where the driver's disk is not (their run folders come
+    back with their results); where: one line for the user saying where trials run.
+    submit(spec) starts a trial and returns a handle; wait(handles, timeout) returns the
+    (handle, result dict or exception) pairs that finished; drain() returns the (trial, epoch,
+    metrics) reports since the last call; prune(number) asks a trial to stop after its current
+    epoch; shutdown() ends every worker.
+    """
+
+    needs_files: bool
+    where: str
+
+    def submit(self, spec: TrialSpec) -> Any: ...
+    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any] | BaseException]]: ...
+    def drain(self) -> list[tuple[int, int, dict[str, Any]]]: ...
+    def prune(self, number: int) -> None: ...
+    def shutdown(self) -> None: ...
 
 
 def _die_with_parent() -> None:
@@ -39,6 +66,8 @@ class _LocalReporter:
 
 
 def _local_trial(spec: TrialSpec, reporter: _LocalReporter) -> dict[str, Any]:
+    from mlpcli.sweep.trial import run_trial
+
     return run_trial(spec, reporter)
 
 
@@ -161,4 +190,34 @@ class _RayReporter:
 
 
 def _ray_trial(spec: TrialSpec, control: Any) -> dict[str, Any]:
+    from mlpcli.sweep.trial import run_trial
+
     return run_trial(spec, _RayReporter(control))
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """A registry entry: make(address, parallel, threads) -> Executor; on_this_machine: trials share
+    this machine's cores (parallel x threads must fit them)."""
+
+    name: str
+    summary: str
+    on_this_machine: bool
+    make: Callable[[str | None, int, int], Executor]
+
+
+EXECUTORS: dict[str, ExecutorSpec] = {
+    e.name: e
+    for e in (
+        ExecutorSpec("local", "worker processes on this machine", True, lambda a, parallel, t: LocalExecutor(parallel)),
+        ExecutorSpec("ray", "Ray tasks on a cluster (--address)", False, lambda address, p, t: RayExecutor(address, t)),
+    )
+}
+
+
+def make_executor(kind: str, address: str | None, parallel: int, threads: int) -> Executor:
+    """The executor named kind; MlpcliError naming the choices otherwise."""
+    entry = EXECUTORS.get(kind)
+    if entry is None:
+        raise MlpcliError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")
+    return entry.make(address, parallel, threads)
