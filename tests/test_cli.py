@@ -272,7 +272,7 @@ def test_data_fetch_mnist_from_a_local_mirror_then_verify(serve, monkeypatch, is
     result = invoke("data", "fetch", "mnist")
     assert result.exit_code == 0, result.output
     assert result.stdout.count("verified") == 4
-    assert sorted(p.name for p in (isolated_env / "mnist").iterdir()) == sorted(
+    assert sorted(p.name for p in (isolated_env / "mnist").iterdir() if p.name != ".lock") == sorted(
         [
             "train-images-idx3-ubyte.gz",
             "train-labels-idx1-ubyte.gz",

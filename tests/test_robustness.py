@@ -114,9 +114,12 @@ def test_sigkill_during_a_download_then_fetch_again(serve, monkeypatch, isolated
     script = tmp_path / "fetch.py"
     script.write_text(FETCHER)
     folder = isolated_env / TINY_SPEC.name
-    part = folder / "train-images-idx3-ubyte.gz.part"
     proc = subprocess.Popen([sys.executable, str(script), str(Path(__file__).parent)], env=os.environ.copy())
-    _wait_for(lambda: part.exists() and part.stat().st_size > 0, proc)
+
+    def writing() -> bool:
+        return any(p.stat().st_size > 0 for p in folder.glob("train-images-idx3-ubyte.gz.*.part"))
+
+    _wait_for(lambda: folder.is_dir() and writing(), proc)
     assert proc.poll() is None, "the download ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -125,7 +128,7 @@ def test_sigkill_during_a_download_then_fetch_again(serve, monkeypatch, isolated
     server.behaviours["slow"] = "ok"
     paths = download.fetch(TINY_SPEC)
     assert all(matches(paths[f.role], f) for f in TINY_SPEC.files)
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f.name for f in TINY_SPEC.files)
+    assert sorted(p.name for p in folder.iterdir() if p.name != ".lock") == sorted(f.name for f in TINY_SPEC.files)
 
 
 # ---- full disks and unwritable folders ----------------------------------------------------
@@ -154,18 +157,18 @@ def test_disk_full_while_saving_a_checkpoint_is_one_clear_error(tmp_path, monkey
 def test_disk_full_during_a_download(serve, monkeypatch, isolated_env) -> None:
     server = serve()
     monkeypatch.setenv("MLPCLI_MIRROR", server.url("good"))
-    real_open = Path.open
+    real_open = download.open_nofollow
 
-    def full(self, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
-        if self.name.endswith(".part") and "w" in mode:
+    def full(path, flags):  # type: ignore[no-untyped-def]
+        if Path(path).name.endswith(".part"):
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_open(self, mode, *args, **kwargs)
+        return real_open(path, flags)
 
-    monkeypatch.setattr(Path, "open", full)
+    monkeypatch.setattr(download, "open_nofollow", full)
     with pytest.raises(DataError, match="No space left on device"):
         download.fetch(TINY_SPEC)
     monkeypatch.undo()
-    assert not [p for p in (isolated_env / TINY_SPEC.name).iterdir() if p.suffix != ".part" or p.stat().st_size]
+    assert not [p for p in (isolated_env / TINY_SPEC.name).iterdir() if p.name != ".lock"]  # no part left behind
 
 
 def test_an_unwritable_output_folder_is_named(tmp_path, monkeypatch) -> None:
@@ -181,10 +184,10 @@ def test_a_read_only_cache_is_named(serve, monkeypatch, isolated_env) -> None:
     server = serve()
     monkeypatch.setenv("MLPCLI_MIRROR", server.url("good"))
 
-    def denied(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def denied(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(Path, "touch", denied)
+    monkeypatch.setattr(download.tempfile, "mkstemp", denied)
     with pytest.raises(DataError, match=f"cannot write to the data cache {isolated_env / 'tiny'}: Permission denied"):
         download.fetch(TINY_SPEC)
 

@@ -130,7 +130,7 @@ def test_a_killed_run_shows_as_such_and_does_not_block_the_next(tmp_path) -> Non
     (row,) = json.loads(result.stdout)
     assert row["status"] == "killed" and row["epochs_done"] < 400
     # the kernel dropped the dead writer's lock: resuming (which locks the folder again) works at once
-    again = ["train", "--resume", "victim/last.npz", "--epochs", str(row["epochs_done"] + 1), "--json"]
+    again = ["train", "--resume", "victim/last.npz", "--epochs", str(row["epochs_done"] + 2), "--json"]
     result = subprocess.run([sys.executable, "-m", "mlpcli", *again], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert RunFolder(tmp_path / "victim").read_status().status == "finished"

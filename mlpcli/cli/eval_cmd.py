@@ -17,6 +17,7 @@ from mlpcli.cli.render import (
     print_json,
     resolve_checkpoint,
     user_errors,
+    warn,
 )
 
 
@@ -48,6 +49,8 @@ def eval_command(
         path = resolve_checkpoint(checkpoint)
         with download_progress(not json_out) as callbacks:
             ev = evaluate_checkpoint(path, dataset, data_dir, split, offline, callbacks)
+    for line in ev.warnings:
+        warn(line)
     r = ev.report
     per_class = r.per_class()
     for row in per_class:
@@ -58,6 +61,7 @@ def eval_command(
                 "checkpoint": ev.checkpoint,
                 "dataset": ev.dataset,
                 "split": ev.split,
+                "warnings": ev.warnings,
                 "n": r.n,
                 "accuracy": r.accuracy,
                 "loss": r.loss,

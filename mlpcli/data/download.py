@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 from mlpcli.data.cache import FileState, dataset_dir, locate
 from mlpcli.data.idx import GZIP_MAGIC, looks_like_html
 from mlpcli.data.sources import DataFile, DatasetSpec
-from mlpcli.errors import DataError
+from mlpcli.errors import DataError, MlpcliError
 from mlpcli.events import Callback, DownloadEnd, DownloadProgress, DownloadStart, emit
+from mlpcli.files.locks import FileLock, open_nofollow
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ def _download(url: str, dfile: DataFile, part: Path, timeout: tuple[float, float
             emit(callbacks, DownloadStart(dfile.name, url, total))
             h = hashlib.sha256()
             received = 0
-            with part.open("wb") as fh:
+            with os.fdopen(open_nofollow(part, os.O_WRONLY | os.O_TRUNC), "wb") as fh:
                 for chunk in resp.iter_content(CHUNK):
                     if received == 0 and not chunk.startswith(GZIP_MAGIC):
                         why = "an HTML page" if looks_like_html(chunk) else "not gzip data"
@@ -94,11 +96,45 @@ def fetch_file(
     offline: bool = False,
     callbacks: list[Callback] | None = None,
 ) -> Path:
-    """Return a verified path for dfile: from the cache, a system folder, or a mirror."""
+    """Return a verified path for dfile: from the cache, a system folder, or a mirror.
+
+    Several processes may fetch into one cache: each writes its own temporary file (created
+    exclusively, never through a symlink), the dataset folder's lock lets one download a file
+    at a time, and the file renamed into place is the one whose bytes were hashed.
+    """
     found = locate(spec, dfile, root)
     if found.state == "verified" and found.path is not None:
         return found.path
     folder = dataset_dir(spec, root)
+    if offline or is_offline():
+        return _fetch_locked(spec, dfile, root, folder, found, offline, callbacks)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(folder / ".lock", str(folder)).acquire(wait=True)
+    except OSError as exc:
+        raise DataError(
+            f"cannot write to the data cache {folder}: {exc.strerror or exc} (set MLPCLI_DATA_DIR)"
+        ) from None
+    except MlpcliError as exc:
+        raise DataError(str(exc)) from None
+    with lock:
+        found = locate(spec, dfile, root)  # another process may have fetched it while this one waited
+        if found.state == "verified" and found.path is not None:
+            return found.path
+        for stale in folder.glob(f"{dfile.name}*.part"):  # every writer holds the lock: these writers died
+            stale.unlink(missing_ok=True)
+        return _fetch_locked(spec, dfile, root, folder, found, offline, callbacks)
+
+
+def _fetch_locked(
+    spec: DatasetSpec,
+    dfile: DataFile,
+    root: Path | None,
+    folder: Path,
+    found: FileState,
+    offline: bool,
+    callbacks: list[Callback] | None,
+) -> Path:
     manual = (
         f"download the four files by hand and run 'mlpcli data import {spec.name} FOLDER', "
         "or set MLPCLI_MIRROR to a server that has them"
@@ -111,8 +147,9 @@ def fetch_file(
             log.warning("removing %s: it does not match its checksum", found.path)
             found.path.unlink()
         final = folder / dfile.name
-        part = folder / (dfile.name + ".part")
-        part.touch()
+        fd, name = tempfile.mkstemp(prefix=f"{dfile.name}.", suffix=".part", dir=folder)  # this writer's own
+        os.close(fd)
+        part = Path(name)
     except OSError as exc:
         raise DataError(
             f"cannot write to the data cache {folder}: {exc.strerror or exc} (set MLPCLI_DATA_DIR)"

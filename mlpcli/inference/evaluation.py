@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ class Evaluation:
     report: Report
     images: np.ndarray  # uint8 (n, d) of the split, for drawing errors
     labels: np.ndarray
+    warnings: list[str] = field(default_factory=list)
 
     def mistakes(self, limit: int | None = None) -> list[dict[str, int | float]]:
         """Misclassified images, most confident first: index in the split, true and predicted class, confidence."""
@@ -50,17 +51,49 @@ def evaluate_checkpoint(
     offline: bool = False,
     callbacks: list[Callback] | None = None,
 ) -> Evaluation:
-    """Evaluate a checkpoint on a split of its own dataset (or another), with its stored normalization."""
+    """Evaluate a checkpoint on a split, with its stored normalization.
+
+    Without `dataset`, the data it was tested on: its config's data.dataset, data.dir and
+    data.test (a CSV test set included). A labelled CSV given as `dataset` is evaluated row by
+    row whatever the split (all its rows are the test set). Raises DataError when the data does
+    not fit the model or holds no images; Evaluation.warnings says when its kind differs.
+    """
     predictor = Predictor.load(ckpt_path)
     ckpt = predictor.checkpoint
-    name = dataset or ckpt.meta.get("dataset") or "mnist"
-    data = load_dataset(name, data_dir=data_dir, offline=offline, callbacks=callbacks)
-    x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
+    data_cfg = ckpt.config.get("data") if isinstance(ckpt.config.get("data"), dict) else {}
+    trained_on = str(ckpt.meta.get("dataset") or data_cfg.get("dataset") or "mnist")
+    if dataset is None:
+        source = str(data_cfg.get("dataset") or trained_on)
+        folder = data_dir if data_dir is not None else (Path(data_cfg["dir"]) if data_cfg.get("dir") else None)
+        test = Path(data_cfg["test"]) if data_cfg.get("test") else None
+    else:
+        source, folder, test = dataset, data_dir, None
+    csv_given = dataset is not None and dataset.lower().endswith(".csv")
+    data = load_dataset(source, data_dir=folder, offline=offline, callbacks=callbacks, test=test)
+    if csv_given:  # every labelled row is evaluated: a CSV has no split of its own
+        x, y, split = data.train_x, data.train_y, "all rows"
+    else:
+        x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
+    name = str(folder) if folder is not None and dataset is None and data_dir is not None else data.name
+    if x.shape[0] == 0:
+        hint = " (set data.test to a labelled CSV when training, or give --dataset FILE.csv)" if split == "test" else ""
+        raise DataError(f"{name} has no {split} images to evaluate{hint}")
     if x.shape[1] != ckpt.layer_sizes[0]:
-        raise DataError(f"{data.name} has {x.shape[1]} pixels per image but the model expects {ckpt.layer_sizes[0]}")
+        raise DataError(f"{name} has {x.shape[1]} pixels per image but the model expects {ckpt.layer_sizes[0]}")
     if int(y.max(initial=0)) >= ckpt.layer_sizes[-1]:
-        raise DataError(f"{data.name} has labels up to {int(y.max())} but the model has {ckpt.layer_sizes[-1]} outputs")
-    loss = ckpt.loss
-    report = evaluate_arrays(predictor.model, predictor.normalizer, x, y, loss, full=True)
-    classes = list(data.classes) if dataset else ckpt.classes
-    return Evaluation(str(ckpt_path), data.name, split, classes, report, x, y)
+        raise DataError(f"{name} has labels up to {int(y.max())} but the model has {ckpt.layer_sizes[-1]} outputs")
+    report = evaluate_arrays(predictor.model, predictor.normalizer, x, y, ckpt.loss, full=True)
+    warnings = []
+    if list(data.classes) != ckpt.classes:
+        warnings.append(
+            f"the model was trained on {trained_on} (classes {', '.join(ckpt.classes[:3])}, ...) but {name} has "
+            f"classes {', '.join(list(data.classes)[:3])}, ...: the accuracy compares different things"
+        )
+    elif dataset is not None and _kind(data.name) != _kind(trained_on):
+        warnings.append(f"the model was trained on {trained_on}, evaluated here on {name}: another kind of image")
+    return Evaluation(str(ckpt_path), name, split, list(data.classes), report, x, y, warnings)
+
+
+def _kind(dataset: str) -> str:
+    """Which family of images a dataset name is: fashion or digits (a CSV or folder counts as digits)."""
+    return "fashion" if "fashion" in dataset.lower() else "digits"
