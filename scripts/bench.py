@@ -119,7 +119,7 @@ def paired_epochs(data: Dataset, epochs: int, threads: int, with_torch: bool, se
     )
     normalizer = fit_normalizer("standardize", data.train_x)
     model = MLP(SIZES, "relu", "softmax").init(np.random.default_rng(seed), "he")
-    optimizer = make_optimizer("momentum", LR, MOMENTUM)
+    optimizer = make_optimizer("momentum", LR, momentum=MOMENTUM)
     torch_epoch = torch_trainer(data, threads, seed) if with_torch else None
     pairs: list[dict[str, Any]] = []
 
@@ -154,14 +154,13 @@ def fused_ratio(data: Dataset, threads: int, epochs: int = 7) -> dict[str, Any]:
     for name in ("plain", "fused"):
         model = MLP(SIZES, "relu", "softmax").init(np.random.default_rng(0), "he")
         stream = BatchStream(Split(data.train_x, data.train_y), BATCH, normalizer)
-        sides[name] = (model, make_optimizer("momentum", LR, MOMENTUM), stream, LoopState(np.random.default_rng(0)))
+        sides[name] = (model, make_optimizer("momentum", LR, momentum=MOMENTUM), stream, LoopState(np.random.default_rng(0)))
     seconds: dict[str, list[float]] = {name: [] for name in sides}
     with threadpool_limits(threads):
         for epoch in range(1, epochs + 1):
             for name, (model, optimizer, stream, state) in sides.items():
                 settings = LoopSettings(
                     epochs=epoch,
-                    base_lr=LR,
                     schedule=ScheduleConfig(name="constant"),
                     monitor="train_loss",
                     fused=name == "fused",
@@ -230,7 +229,7 @@ def augmentation_ratio(data_dir: Path | None, epochs: int = 4) -> dict[str, Any]
         name: training.prepare(load_config(REPO / "configs" / "mnist.yaml", base + extra))
         for name, extra in (("plain", []), ("augmented", AUGMENT))
     }
-    optimizers = {name: make_optimizer("momentum", LR, MOMENTUM) for name in sides}
+    optimizers = {name: make_optimizer("momentum", LR, momentum=MOMENTUM) for name in sides}
     seconds: dict[str, list[float]] = {name: [] for name in sides}
     threads: dict[str, int] = {}
     for epoch in range(1, epochs + 1):

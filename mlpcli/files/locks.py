@@ -102,8 +102,9 @@ class FileLock:
         deadline = time.monotonic() + patience
         while not _flock(fd, block=wait):
             holder = _read_holder(fd)
-            if holder.isdigit() and not pid_alive(int(holder)) and time.monotonic() < deadline:
-                time.sleep(0.01)  # a scan holds it for a moment; the writer is gone
+            gone = not holder.isdigit() or not pid_alive(int(holder))  # no live writer named: a scan peeks
+            if gone and time.monotonic() < deadline:
+                time.sleep(0.01)
                 continue
             os.close(fd)
             raise Locked(f"{self.what} is being written by another process (pid {holder}); wait for it to end", holder)
@@ -116,6 +117,10 @@ class FileLock:
     def release(self) -> None:
         """Give the lock back (the kernel does it anyway when the process ends)."""
         if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, 0)  # a free lock names nobody
+            except OSError:
+                pass
             _unflock(self._fd)
             os.close(self._fd)
             self._fd = None
@@ -139,7 +144,7 @@ def is_held(path: Path) -> bool:
         return False
     try:
         holder = _read_holder(fd)
-        if holder.isdigit() and not pid_alive(int(holder)):
+        if not holder.isdigit() or not pid_alive(int(holder)):  # a live writer always names itself
             return False
         if _flock(fd, exclusive=False):
             _unflock(fd)
