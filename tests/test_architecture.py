@@ -45,6 +45,38 @@ def test_layers_import_one_way(path: Path) -> None:
         assert top != "pickle", f"{_relative(path)} imports pickle"
 
 
+# The layers, bottom to top: a module imports only from its own folder or a lower layer.
+LAYERS = [
+    {"nn"},
+    {"<root>"},
+    {"files"},
+    {"data"},
+    {"runs", "lecture", "inference"},
+    {"training"},
+    {"sweep", "serve"},
+    {"cli"},
+]  # fmt: skip - a table of layers reads better one line per layer
+RANK = {folder: rank for rank, folders in enumerate(LAYERS) for folder in folders}
+
+
+def _folder(module: str) -> str:
+    """The layer folder of a dotted module name under mlpcli ("<root>" for mlpcli/*.py)."""
+    parts = module.split(".")
+    if len(parts) >= 2 and (PACKAGE / parts[1]).is_dir():
+        return parts[1]
+    return "cli" if parts[-1] == "__main__" else "<root>"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_relative)
+def test_folders_import_only_downwards(path: Path) -> None:
+    here = _folder(".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts))
+    for name in _imports(path):
+        if name.split(".")[0] != "mlpcli" or name == "mlpcli":
+            continue
+        there = _folder(name)
+        assert there == here or RANK[there] < RANK[here], f"{_relative(path)} ({here}) imports {name} ({there})"
+
+
 def test_no_print_in_library_code() -> None:
     for path in MODULES:
         if "cli" in path.relative_to(PACKAGE).parts:

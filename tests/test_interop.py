@@ -89,6 +89,42 @@ def test_onnx_batch_size_is_dynamic_and_a_trained_model_agrees(tmp_path) -> None
         np.testing.assert_array_equal(theirs.argmax(axis=1), ours[rows].argmax(axis=1))
 
 
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_safetensors_holds_a_pytorch_sequential_that_computes_the_same(tmp_path, activation) -> None:
+    """Read back with safetensors itself, the tensors and metadata rebuild mlpcli's forward pass."""
+    safetensors = pytest.importorskip("safetensors.numpy")
+    from safetensors import safe_open
+
+    from mlpcli.nn.activations import get_activation, softmax
+
+    ckpt_path = _checkpoint(tmp_path / "m.npz", activation, "softmax", per_pixel=True)
+    result = invoke("export", str(ckpt_path), "-o", str(tmp_path / "m.safetensors"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["format"] == "safetensors"
+    tensors = safetensors.load_file(str(tmp_path / "m.safetensors"))
+    with safe_open(str(tmp_path / "m.safetensors"), framework="numpy") as fh:
+        meta = fh.metadata()
+    assert sorted(tensors) == ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]
+    assert tensors["0.weight"].shape == (24, 784) and json.loads(meta["layer_sizes"]) == [784, 24, 16, 10]
+    pixels = load_dataset("mnist-sample").test_x[:50].astype(np.float32)
+    a = (pixels / 255 - np.array(json.loads(meta["norm_mean"]))) / np.array(json.loads(meta["norm_std"]))
+    act = get_activation(meta["activation"], **json.loads(meta["activation_params"]))
+    for index in (0, 2, 4):
+        a = a @ tensors[f"{index}.weight"].T + tensors[f"{index}.bias"]
+        a = act.fn(a) if index < 4 else softmax(a)
+    ckpt = checkpoint.load(ckpt_path)
+    ours = Predictor(ckpt).probabilities_raw(pixels)
+    np.testing.assert_allclose(a, ours, atol=1e-5)
+
+
+def test_export_format_comes_from_the_suffix_or_is_asked_for(tmp_path) -> None:
+    ckpt_path = _checkpoint(tmp_path / "m.npz", "relu", "softmax")
+    result = invoke("export", str(ckpt_path), "-o", str(tmp_path / "m.bin"))
+    assert result.exit_code == 1 and "--format" in result.stderr and ".safetensors" in result.stderr
+    result = invoke("export", str(ckpt_path), "-o", str(tmp_path / "m.bin"), "--format", "pickle")
+    assert result.exit_code == 1 and "onnx, safetensors" in result.stderr
+
+
 def test_export_without_onnx_is_one_line(tmp_path, monkeypatch) -> None:
     ckpt_path = _checkpoint(tmp_path / "m.npz", "relu", "softmax")
     monkeypatch.setitem(sys.modules, "onnx", None)
