@@ -154,7 +154,12 @@ def fused_ratio(data: Dataset, threads: int, epochs: int = 7) -> dict[str, Any]:
     for name in ("plain", "fused"):
         model = MLP(SIZES, "relu", "softmax").init(np.random.default_rng(0), "he")
         stream = BatchStream(Split(data.train_x, data.train_y), BATCH, normalizer)
-        sides[name] = (model, make_optimizer("momentum", LR, momentum=MOMENTUM), stream, LoopState(np.random.default_rng(0)))
+        sides[name] = (
+            model,
+            make_optimizer("momentum", LR, momentum=MOMENTUM),
+            stream,
+            LoopState(np.random.default_rng(0)),
+        )
     seconds: dict[str, list[float]] = {name: [] for name in sides}
     with threadpool_limits(threads):
         for epoch in range(1, epochs + 1):

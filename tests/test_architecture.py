@@ -55,7 +55,7 @@ LAYERS = [
     {"training"},
     {"sweep", "serve"},
     {"cli"},
-]  # fmt: skip - a table of layers reads better one line per layer
+]
 RANK = {folder: rank for rank, folders in enumerate(LAYERS) for folder in folders}
 
 
