@@ -105,6 +105,8 @@ def test_changes_on_resume_are_recorded_from_that_epoch_never_rewriting_the_past
     assert status.status == "finished" and status.epochs_done == 3
     assert status.resumes[-1]["after_epoch"] == 1
     assert status.resumes[-1]["changes"] == {"optimizer.lr": [0.05, 0.01]}
+    result = invoke("train", "--resume", "r/last.npz", "--epochs", "2")  # done: not a finished run, a total too low
+    assert result.exit_code == 0 or "--epochs is the total" in result.stderr
 
 
 # ---- 3: the default model -----------------------------------------------------------------------

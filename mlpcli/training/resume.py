@@ -59,12 +59,14 @@ def plan_resume(given: Path, config: Path | None, overrides: list[str]) -> Resum
     status = folder.read_status() if path.name == RunFolder.LAST else None
     more = f"mlpcli train --resume {path} --epochs {max(epoch * 2, epoch + 1)}"
     if epoch >= cfg.train.epochs:
-        finished = status is not None and status.status == "finished"
-        done = (
-            f"{folder.path}: that run finished all {epoch} epochs"
-            if finished
-            else f"{path} has done all {epoch} epochs"
-        )
+        if status is not None and status.status != "finished":
+            planned = status.epochs_planned or epoch + 1
+            raise CheckpointError(
+                f"{folder.path} stopped after epoch {epoch} of {planned}; --epochs is the total: give more than "
+                f"{epoch} to continue it (mlpcli train --resume {path} --epochs {max(planned, epoch + 1)})"
+            )
+        finished = status is not None
+        done = f"{folder.path}: that run finished all {epoch} epochs" if finished else f"{path} has done {epoch} epochs"
         raise CheckpointError(f"{done}; to train longer from its weights into a new run folder: {more}")
     if status is None:
         return ResumePlan(
