@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from typer.testing import CliRunner, Result
 
 from mlpcli.cli import app
@@ -14,3 +15,11 @@ CONFIGS = Path(__file__).parent.parent / "configs"
 def invoke(*args: str) -> Result:
     """Run `mlpcli ARGS...` in this process and return typer's Result (exit_code, stdout, stderr)."""
     return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def write_csv(path: Path, x: np.ndarray, y: np.ndarray | None) -> Path:
+    """A Kaggle-style CSV: `label,pixel0,...` rows (or `pixel0,...` without labels) of uint8 images (n, 784)."""
+    header = (["label"] if y is not None else []) + [f"pixel{i}" for i in range(x.shape[1])]
+    rows = x.astype(int) if y is None else np.column_stack([y, x]).astype(int)
+    np.savetxt(path, rows, fmt="%d", delimiter=",", header=",".join(header), comments="")
+    return path

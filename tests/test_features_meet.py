@@ -11,10 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import TINY_SPEC
-from helpers import CONFIGS, invoke
+from helpers import CONFIGS, invoke, write_csv
 
 from mlpcli.config import load_config
 from mlpcli.data import download
@@ -26,6 +25,7 @@ from mlpcli.files.locks import FileLock, is_held
 from mlpcli.runs.folder import RunFolder
 from mlpcli.sweep.spec import load_sweep
 from mlpcli.training import service as training
+from mlpcli.training import snapshot
 
 QUICK = ["-c", str(CONFIGS / "quickstart.yaml"), "--set", "model.hidden=[16]", "--epochs", "2"]
 
@@ -39,13 +39,18 @@ def _one_run(root: Path) -> Path:
     return folder
 
 
+def _trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunFolder:
+    """Train QUICK in tmp_path (the cwd), as a user would; its run folder."""
+    monkeypatch.chdir(tmp_path)
+    assert invoke("train", *QUICK).exit_code == 0
+    return RunFolder(_one_run(tmp_path / "runs" / "quickstart"))
+
+
 # ---- 1, 2: resume writes only into the run that made the folder ---------------------------------
 
 
 def test_resume_of_a_copied_checkpoint_never_touches_the_users_files(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert invoke("train", *QUICK).exit_code == 0
-    run = RunFolder(_one_run(tmp_path / "runs" / "quickstart"))
+    run = _trained(tmp_path, monkeypatch)
     mine = tmp_path / "mine"
     mine.mkdir()
     for name in ("config.yaml", "metrics.csv", "checkpoint.npz"):
@@ -60,9 +65,7 @@ def test_resume_of_a_copied_checkpoint_never_touches_the_users_files(tmp_path, m
 
 
 def test_a_checkpoint_without_resume_state_is_refused_before_anything_is_written(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert invoke("train", *QUICK).exit_code == 0
-    run = RunFolder(_one_run(tmp_path / "runs" / "quickstart"))
+    run = _trained(tmp_path, monkeypatch)
     lone = tmp_path / "lone"
     lone.mkdir()
     (lone / "best.npz").write_bytes(run.checkpoint.read_bytes())
@@ -76,9 +79,7 @@ def test_a_checkpoint_without_resume_state_is_refused_before_anything_is_written
 
 
 def test_a_finished_run_is_refused_and_says_how_to_train_longer(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert invoke("train", *QUICK).exit_code == 0
-    run = RunFolder(_one_run(tmp_path / "runs" / "quickstart"))
+    run = _trained(tmp_path, monkeypatch)
     before = _snapshot(run.path)
     result = invoke("train", "--resume", str(run.last))
     assert result.exit_code == 1 and "finished all 2 epochs" in result.stderr and "--epochs" in result.stderr
@@ -123,9 +124,7 @@ def _fake_run(root: Path, name: str, source: RunFolder, **status: object) -> Pat
 
 
 def test_the_default_model_is_never_a_sweep_trial_or_a_run_at_chance(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert invoke("train", *QUICK).exit_code == 0
-    real = RunFolder(_one_run(tmp_path / "runs" / "quickstart"))
+    real = _trained(tmp_path, monkeypatch)
     _fake_run(tmp_path, "trial", real, sweep="lecture", trial=3, started="2099-01-01T00:00:00")
     _fake_run(tmp_path, "chance", real, at_chance=True, test_accuracy=0.107, started="2099-01-02T00:00:00")
     result = invoke("eval", "--json")
@@ -136,9 +135,7 @@ def test_the_default_model_is_never_a_sweep_trial_or_a_run_at_chance(tmp_path, m
 
 
 def test_a_run_folder_is_accepted_wherever_a_checkpoint_is(tmp_path, monkeypatch, sample_digits_png) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert invoke("train", *QUICK).exit_code == 0
-    run = _one_run(tmp_path / "runs" / "quickstart")
+    run = _trained(tmp_path, monkeypatch).path
     assert invoke("eval", str(run), "--json").exit_code == 0
     assert invoke("predict", str(sample_digits_png), "-c", str(run), "--json").exit_code == 0
     pytest.importorskip("safetensors")
@@ -158,18 +155,11 @@ def sample_digits_png(tmp_path) -> Path:
 # ---- 4: eval evaluates what the model was tested on ----------------------------------------------
 
 
-def _csv(path: Path, x: np.ndarray, y: np.ndarray) -> Path:
-    header = "label," + ",".join(f"pixel{i}" for i in range(784))
-    rows = [",".join(map(str, [int(label), *map(int, img)])) for img, label in zip(x, y)]
-    path.write_text(header + "\n" + "\n".join(rows) + "\n")
-    return path
-
-
 def test_eval_of_a_csv_trained_model_reads_its_csv_test_set(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     data = load_dataset("mnist-sample")
-    _csv(tmp_path / "train.csv", data.train_x[:1500], data.train_y[:1500])
-    _csv(tmp_path / "test.csv", data.test_x[:300], data.test_y[:300])
+    write_csv(tmp_path / "train.csv", data.train_x[:1500], data.train_y[:1500])
+    write_csv(tmp_path / "test.csv", data.test_x[:300], data.test_y[:300])
     args = ["--set", "data.dataset=train.csv", "--set", "data.test=test.csv", "--set", "data.validation=0"]
     trained = invoke("train", *QUICK, *args, "--json")
     assert trained.exit_code == 0, trained.output
@@ -184,7 +174,7 @@ def test_eval_of_a_csv_trained_model_reads_its_csv_test_set(tmp_path, monkeypatc
 def test_eval_of_nothing_is_an_error_not_zero_percent(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     data = load_dataset("mnist-sample")
-    _csv(tmp_path / "train.csv", data.train_x[:800], data.train_y[:800])
+    write_csv(tmp_path / "train.csv", data.train_x[:800], data.train_y[:800])
     trained = invoke("train", *QUICK, "--set", "data.dataset=train.csv", "--set", "data.validation=100", "--json")
     assert trained.exit_code == 0, trained.output
     result = invoke("eval", json.loads(trained.stdout)["run_dir"])
@@ -291,9 +281,9 @@ def test_a_checkpoint_of_an_absurdly_long_run_still_loads(tmp_path) -> None:
     row = p.history.rows[-1]
     p.history.rows.extend({**row, "epoch": e} for e in range(2, 40_001))  # 40,000 epochs of history
     p.state.epoch = 40_000
-    training._save(p, tmp_path / "r" / "long.npz", {}, row)
+    snapshot.save(p, tmp_path / "r" / "long.npz", {}, row)
     loaded = checkpoint.load(tmp_path / "r" / "long.npz")
-    assert loaded.meta["epoch"] == 40_000 and len(loaded.meta["history"]) <= training.META_HISTORY
+    assert loaded.meta["epoch"] == 40_000 and len(loaded.meta["history"]) <= snapshot.META_HISTORY
 
 
 # ---- 10: a lock scan never fails a writer -----------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FULL_MNIST
-from helpers import invoke
+from helpers import invoke, write_csv
 
 from mlpcli.config import load_config
 from mlpcli.data.csvfile import read_csv_digits
@@ -67,7 +67,7 @@ def test_onnx_matches_the_forward_pass(tmp_path, activation: str, output: str) -
     assert meta["mlpcli_version"]
     data = load_dataset("mnist-sample")
     ckpt = checkpoint.load(ckpt_path)
-    ours = Predictor(ckpt).model.forward(Predictor(ckpt).normalizer.apply(data.test_x))
+    ours = Predictor(ckpt).probabilities_raw(data.test_x)
     theirs = _onnx_probabilities(tmp_path / "m.onnx", data.test_x)
     np.testing.assert_allclose(theirs, ours, atol=1e-5, rtol=0)
     np.testing.assert_array_equal(theirs.argmax(axis=1), ours.argmax(axis=1))
@@ -82,7 +82,7 @@ def test_onnx_batch_size_is_dynamic_and_a_trained_model_agrees(tmp_path) -> None
     # the full test set when .ci/run provides MNIST, the shipped sample's otherwise
     data = load_dataset("mnist", data_dir=Path(FULL_MNIST)) if FULL_MNIST else load_dataset("mnist-sample")
     ckpt = checkpoint.load(result.checkpoint)
-    ours = Predictor(ckpt).model.predict_proba(Predictor(ckpt).normalizer.apply(data.test_x))
+    ours = Predictor(ckpt).probabilities_raw(data.test_x)
     for rows in (slice(0, 1), slice(0, 7), slice(None)):  # n is dynamic
         theirs = _onnx_probabilities(tmp_path / "q.onnx", data.test_x[rows])
         np.testing.assert_allclose(theirs, ours[rows], atol=1e-5, rtol=0)
@@ -136,19 +136,12 @@ def test_export_without_onnx_is_one_line(tmp_path, monkeypatch) -> None:
 # ---- Kaggle CSV ---------------------------------------------------------------------------
 
 
-def _write_csv(path: Path, x: np.ndarray, y: np.ndarray | None) -> Path:
-    header = (["label"] if y is not None else []) + [f"pixel{i}" for i in range(784)]
-    rows = x.astype(int) if y is None else np.column_stack([y, x]).astype(int)
-    np.savetxt(path, rows, fmt="%d", delimiter=",", header=",".join(header), comments="")
-    return path
-
-
 def test_csv_round_trip_train_predict_and_submission(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     sample = load_dataset("mnist-sample")
-    _write_csv(tmp_path / "train.csv", sample.train_x[:1500], sample.train_y[:1500])
-    _write_csv(tmp_path / "labelled-test.csv", sample.test_x[:300], sample.test_y[:300])
-    _write_csv(tmp_path / "test.csv", sample.test_x[:300], None)
+    write_csv(tmp_path / "train.csv", sample.train_x[:1500], sample.train_y[:1500])
+    write_csv(tmp_path / "labelled-test.csv", sample.test_x[:300], sample.test_y[:300])
+    write_csv(tmp_path / "test.csv", sample.test_x[:300], None)
     x, y = read_csv_digits(tmp_path / "train.csv")
     np.testing.assert_array_equal(x, sample.train_x[:1500])
     np.testing.assert_array_equal(y, sample.train_y[:1500])
@@ -162,7 +155,7 @@ def test_csv_round_trip_train_predict_and_submission(tmp_path, monkeypatch) -> N
     lines = (tmp_path / "submission.csv").read_text().splitlines()
     assert lines[0] == "ImageId,Label" and len(lines) == 301
     ckpt = checkpoint.load(tmp_path / "r" / "checkpoint.npz")
-    expected = Predictor(ckpt).model.forward(Predictor(ckpt).normalizer.apply(sample.test_x[:300])).argmax(axis=1)
+    expected = Predictor(ckpt).probabilities_raw(sample.test_x[:300]).argmax(axis=1)
     for i, line in enumerate(lines[1:]):
         assert line == f"{i + 1},{expected[i]}"  # ImageId from 1, in order, the network's answer for that row
     doc = json.loads(invoke("predict", "test.csv", "-c", "r/checkpoint.npz", "--json").stdout)
@@ -172,7 +165,7 @@ def test_csv_round_trip_train_predict_and_submission(tmp_path, monkeypatch) -> N
 def test_a_csv_without_a_test_split_says_so(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     sample = load_dataset("mnist-sample")
-    _write_csv(tmp_path / "train.csv", sample.train_x[:400], sample.train_y[:400])
+    write_csv(tmp_path / "train.csv", sample.train_x[:400], sample.train_y[:400])
     result = invoke(
         "train",
         "-c",
@@ -227,7 +220,7 @@ def test_bad_csv_is_one_line_naming_row_and_column_and_nothing_is_written(tmp_pa
 
 def test_a_bad_row_far_into_a_large_file_is_found(tmp_path) -> None:
     x = np.random.default_rng(0).integers(0, 256, (9000, 784))
-    path = _write_csv(tmp_path / "big.csv", x, np.zeros(9000, int))
+    path = write_csv(tmp_path / "big.csv", x, np.zeros(9000, int))
     lines = path.read_text().splitlines()
     lines[8500] = lines[8500].rsplit(",", 1)[0] + ",300"
     path.write_text("\n".join(lines) + "\n")

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from mlpcli.errors import CheckpointError
 from mlpcli.files import checkpoint
 from mlpcli.inference.predictor import Predictor
-from mlpcli.runs.folder import RunFolder, RunLocked, claim_run_dir, new_run_dir, run_infos
+from mlpcli.runs.folder import RunFolder, RunLocked, claim_run_dir, list_runs, new_run_dir
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 QUICK = ["-c", str(CONFIGS / "quickstart.yaml"), "--set", "model.hidden=[16]", "--epochs", "2"]
@@ -166,8 +166,8 @@ def test_a_damaged_status_file_does_not_break_runs(tmp_path) -> None:
     for name, text in (("a", '{"started": 5, "status": ["x"], "epochs_done": "many"}'), ("b", "[1, 2]"), ("c", "{")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "status.json").write_text(text)
-    rows = run_infos(tmp_path)
-    assert [r.folder for r in rows] == [str(tmp_path / "a")] and rows[0].epochs_done is None
+    rows = [s.row(run.path) for run, s in list_runs(tmp_path)]
+    assert [r["folder"] for r in rows] == [str(tmp_path / "a")] and rows[0]["epochs_done"] is None
     assert invoke("runs", str(tmp_path)).exit_code == 0
 
 
@@ -196,7 +196,7 @@ def test_eval_without_a_checkpoint_uses_the_newest_finished_run(tmp_path, monkey
     (newer / "checkpoint.npz").write_bytes((tmp_path / "runs/q/finished/checkpoint.npz").read_bytes())
     status = json.loads((tmp_path / "runs/q/finished/status.json").read_text())
     (newer / "status.json").write_text(json.dumps({**status, "status": "running", "started": "2099-01-01T00:00:00"}))
-    assert run_infos(tmp_path / "runs")[0].status == "killed"  # running, but nobody holds its lock
+    assert list_runs(tmp_path / "runs")[0][1].status == "killed"  # running, but nobody holds its lock
     result = invoke("eval", "--json")
     assert result.exit_code == 0
     assert "using runs/q/finished/checkpoint.npz (quickstart, test accuracy " in result.stderr

@@ -16,7 +16,7 @@ import pytest
 from conftest import free_port
 from helpers import invoke
 
-from mlpcli.runs.folder import run_infos
+from mlpcli.runs.folder import list_runs
 from mlpcli.training.threads import usable_cores
 
 pytest.importorskip("optuna", reason="the sweep extra (optuna) is not installed: pip install '.[sweep]'")
@@ -56,7 +56,7 @@ def test_a_grid_runs_every_combination_once_as_ordinary_runs(tmp_path, monkeypat
     assert doc["best"]["value"] == max(t["value"] for t in doc["trials"])
     assert Path(doc["best"]["checkpoint"]).is_file()
     assert json.loads((tmp_path / "runs/sweeps/s/summary.json").read_text())["ranked"] == doc["ranked"]
-    rows = run_infos(tmp_path / "runs")
+    rows = [s for _, s in list_runs(tmp_path / "runs")]
     assert len(rows) == 4 and {r.sweep for r in rows} == {"s"} and all(r.status == "finished" for r in rows)
     # each trial's value is its run's best validation accuracy
     for t in doc["trials"]:

@@ -30,14 +30,14 @@ def runs(
     """Every run under ROOT, newest first: status, epochs, best validation and test accuracy, training time."""
     from rich.table import Table
 
-    from mlpcli.runs.folder import run_infos
+    from mlpcli.runs.folder import list_runs
 
     with user_errors():
-        rows = run_infos(root)
+        found = list_runs(root)
     if json_out:
-        print_json([r.as_dict() for r in rows])
+        print_json([s.row(run.path) for run, s in found])
         return
-    if not rows:
+    if not found:
         console.print(f"no runs under {root} (train one: mlpcli train --config configs/quickstart.yaml)")
         return
     table = Table(show_edge=False)
@@ -45,14 +45,15 @@ def runs(
         table.add_column(
             col, justify="right" if col in ("epochs", "best val acc", "test acc", "train time") else "left"
         )
-    for r in rows:
+    for run, r in found:
         style = STATUS_STYLE.get(r.status, "")
         epochs = f"{r.epochs_done if r.epochs_done is not None else '?'}/{r.epochs_planned or '?'}"
         seconds = "" if r.train_seconds is None else f"{r.train_seconds:.1f} s"
-        name = r.name if r.sweep is None else f"{r.name} [dim]({r.sweep})[/]"
+        label = r.name or run.path.parent.name
+        name = label if r.sweep is None else f"{label} [dim]({r.sweep})[/]"
         table.add_row(
             name,
-            r.folder,
+            str(run.path),
             (r.started or "").replace("T", " ").removesuffix("+00:00"),
             f"[{style}]{r.status}[/]" if style else r.status,
             epochs,

@@ -83,6 +83,8 @@ def sweep(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document: trials and best.")] = False,
 ) -> None:
     """Run many trials of an experiment (Optuna search), locally or on Ray; the same command resumes it."""
+    from contextlib import nullcontext
+
     from rich.live import Live
 
     from mlpcli.sweep.driver import SweepInvalid, run_sweep
@@ -95,20 +97,9 @@ def sweep(
     table = SweepTable(metric, live)
     with user_errors():
         try:
-            if live:
-                with Live(table.table(), console=console, refresh_per_second=4) as display:
-                    table.display = display
-                    doc = run_sweep(
-                        file,
-                        executor=executor,
-                        address=address,
-                        parallel=parallel,
-                        trials=trials,
-                        out=out,
-                        offline=offline,
-                        callbacks=[table],
-                    )
-            else:
+            display = Live(table.table(), console=console, refresh_per_second=4) if live else nullcontext()
+            with display:
+                table.display = display if live else None
                 doc = run_sweep(
                     file,
                     executor=executor,

@@ -88,6 +88,17 @@ class RunStatus:
         doc = {k: v for k, v in asdict(self).items() if k != "extra"}
         return {**self.extra, **doc}
 
+    def row(self, folder: Path) -> dict[str, Any]:
+        """One element of `mlpcli runs --json`: name, folder, started, status, epochs, accuracies, time, sweep."""
+        keys = ("started", "status", "epochs_done", "epochs_planned", "best_val_accuracy", "test_accuracy")
+        return {
+            "name": self.name or folder.parent.name,
+            "folder": str(folder),
+            **{k: getattr(self, k) for k in keys},
+            "train_seconds": self.train_seconds,
+            "sweep": self.sweep,
+        }
+
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> RunStatus:
         """Parse a status.json document; wrong types become None rather than errors."""
@@ -275,26 +286,6 @@ def new_run_dir(root: Path, name: str, when: datetime | None = None) -> Path:
     raise MlpcliError(f"{parent}: could not find a free run folder name for {stamp}")
 
 
-@dataclass
-class RunInfo:
-    """One row of `mlpcli runs`."""
-
-    name: str
-    folder: str
-    started: str | None
-    status: str
-    epochs_done: int | None
-    epochs_planned: int | None
-    best_val_accuracy: float | None
-    test_accuracy: float | None
-    train_seconds: float | None
-    sweep: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The row as a JSON-ready dict."""
-        return dict(self.__dict__)
-
-
 def list_runs(root: Path) -> list[tuple[RunFolder, RunStatus]]:
     """Every run folder under root (any depth) with its status, newest first."""
     found: list[tuple[RunFolder, RunStatus]] = []
@@ -307,25 +298,6 @@ def list_runs(root: Path) -> list[tuple[RunFolder, RunStatus]]:
             found.append((run, s))
     found.sort(key=lambda item: (item[1].started or "", str(item[0].path)), reverse=True)
     return found
-
-
-def run_infos(root: Path) -> list[RunInfo]:
-    """The rows of `mlpcli runs`."""
-    return [
-        RunInfo(
-            name=s.name or run.path.parent.name,
-            folder=str(run.path),
-            started=s.started,
-            status=s.status,
-            epochs_done=s.epochs_done,
-            epochs_planned=s.epochs_planned,
-            best_val_accuracy=s.best_val_accuracy,
-            test_accuracy=s.test_accuracy,
-            train_seconds=s.train_seconds,
-            sweep=s.sweep,
-        )
-        for run, s in list_runs(root)
-    ]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from mlpcli.data.augment import Distortion
 from mlpcli.data.batches import BatchStream, Split
 from mlpcli.data.load import Dataset, load_dataset
 from mlpcli.data.prepare import Normalizer, fit_normalizer, validation_split
-from mlpcli.errors import CheckpointError, MlpcliError, Terminated, TrainingDiverged
+from mlpcli.errors import MlpcliError, Terminated, TrainingDiverged
 from mlpcli.events import Callback, EpochEnd, History, Message, emit
 from mlpcli.factory import build_model, build_optimizer
 from mlpcli.files import checkpoint
@@ -29,13 +29,13 @@ from mlpcli.lecture.diagnostics import lecture_warnings
 from mlpcli.nn.mlp import MLP
 from mlpcli.runs.folder import RunFolder, RunStatus, chance_accuracy, now_iso
 from mlpcli.training.loop import LoopSettings, LoopState, fit, step_path
+from mlpcli.training.snapshot import restore, save
 from mlpcli.training.threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
 
 WORKERS = 1  # threads preparing augmented batches ahead (measured: a second one made epochs slower)
 PREFETCH = 4  # batches each worker prepares ahead
-META_HISTORY = 100  # epochs of history a checkpoint's meta keeps (metrics.csv keeps them all)
 
 
 class Stopped(Exception):
@@ -140,84 +140,6 @@ def prepare(cfg: ExperimentConfig, *, offline: bool = False, callbacks: list[Cal
     for warning in lecture_warnings(cfg):
         emit(callbacks, Message(warning, "warning"))
     return Prepared(cfg, dataset, train, val, normalizer, model, batches, LoopState(train_rng))
-
-
-def _meta(p: Prepared, row: dict[str, Any] | None) -> dict[str, Any]:
-    return checkpoint.build_meta(
-        p.model.layer_sizes,
-        p.cfg.model.activation,
-        p.cfg.model.output,
-        list(p.dataset.classes),
-        p.dataset.name,
-        config=p.cfg.model_dump(mode="json"),
-        epoch=p.state.epoch,
-        metrics=row or {},
-        normalization={"kind": p.cfg.data.normalize, "per_pixel": p.cfg.data.per_pixel},
-        resume={
-            "rng_state": p.state.rng.bit_generator.state,
-            "augment_rng_state": p.batches.rng.bit_generator.state if p.batches.rng is not None else None,
-            "best_value": p.state.best_value,
-            "best_epoch": p.state.best_epoch,
-            "bad_epochs": p.state.bad_epochs,
-        },
-        history=p.history.rows[-META_HISTORY:],  # the rest is in metrics.csv: checkpoints stay small
-    )
-
-
-def _save(p: Prepared, path: Path, optimizer_state: dict[str, np.ndarray], row: dict[str, Any] | None) -> None:
-    ckpt = checkpoint.Checkpoint(
-        params={k: v.copy() for k, v in p.model.params.items()},
-        norm_mean=p.normalizer.mean,
-        norm_std=p.normalizer.std,
-        meta=_meta(p, row),
-        opt_state=optimizer_state,
-    )
-    try:
-        checkpoint.save(path, ckpt)
-    except OSError as exc:
-        raise MlpcliError(f"cannot write {path}: {exc.strerror or exc}; earlier checkpoints are intact") from None
-
-
-def restore(p: Prepared, ckpt: checkpoint.Checkpoint, history_file: RunFolder | None = None) -> dict[str, np.ndarray]:
-    """Load a last.npz into prepared state for an exact resume; returns the optimizer state.
-
-    history_file: the run folder whose metrics.csv holds the epochs the checkpoint's meta left out.
-    """
-    meta = ckpt.meta
-    if ckpt.layer_sizes != p.model.layer_sizes or meta["activation"] != p.cfg.model.activation:
-        raise CheckpointError(
-            f"{ckpt.path}: holds a {meta['activation']} network {ckpt.layer_sizes}, but the config asks for "
-            f"{p.cfg.model.activation} {p.model.layer_sizes}"
-        )
-    resume = meta.get("resume")
-    if not isinstance(resume, dict) or "rng_state" not in resume:
-        raise CheckpointError(f"{ckpt.path}: has no resume state (was it written by mlpcli train?)")
-    p.model.set_params(ckpt.params)
-    try:
-        p.state.rng.bit_generator.state = resume["rng_state"]
-        if p.batches.rng is not None and resume.get("augment_rng_state") is not None:
-            p.batches.rng.bit_generator.state = resume["augment_rng_state"]
-    except (TypeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{ckpt.path}: invalid random-generator state ({exc})") from None
-    epoch = int(meta.get("epoch", 0))
-    rows = list(meta.get("history", []))
-    if history_file is not None and len(rows) < epoch:  # meta keeps the last META_HISTORY epochs
-        try:
-            full = [r for r in history_file.read_metrics() if r.get("epoch") is not None and r["epoch"] <= epoch]
-        except MlpcliError:
-            full = []
-        if len(full) >= len(rows):
-            rows = [{k: (int(v) if k == "epoch" else v) for k, v in r.items()} for r in full]
-    history = History(rows=rows, best_epoch=resume.get("best_epoch"))
-    p.state = LoopState(
-        p.state.rng,
-        epoch,
-        resume.get("best_value"),
-        resume.get("best_epoch"),
-        int(resume.get("bad_epochs", 0)),
-        history,
-    )
-    return ckpt.opt_state
 
 
 def run(
@@ -325,9 +247,9 @@ def _train(
             return
         with deferred_interrupt():  # Ctrl-C waits until this epoch's files are all written
             opt_state = optimizer.state_dict()
-            _save(p, last_path, opt_state, event.metrics)
+            save(p, last_path, opt_state, event.metrics)
             if event.is_best:
-                _save(p, best_path, opt_state, event.metrics)
+                save(p, best_path, opt_state, event.metrics)
             rows = p.history.rows
             folder.write_metrics(rows)
             accuracies = [r["val_accuracy"] for r in rows if r.get("val_accuracy") is not None]
@@ -356,7 +278,7 @@ def _train(
         kept = f"; the last good epoch's checkpoint is {best_path}" if best_path.exists() else ""
         raise TrainingDiverged(f"{exc}{kept}") from None
     if not best_path.exists():  # zero epochs left
-        _save(p, best_path, optimizer.state_dict(), p.history.rows[-1] if p.history.rows else None)
+        save(p, best_path, optimizer.state_dict(), p.history.rows[-1] if p.history.rows else None)
     test = None
     if len(p.dataset.test_y):
         best = checkpoint.load(best_path)

@@ -67,11 +67,12 @@ def write(ckpt: Checkpoint, out: Path) -> dict[str, Any]:
         from safetensors.numpy import save
     except ImportError:
         raise MissingExtra("export --format safetensors needs safetensors", "safetensors") from None
-    data = save(tensors(ckpt), metadata=metadata(ckpt))
+    named = tensors(ckpt)
+    data = save(named, metadata=metadata(ckpt))
     try:
         with atomic_open(out, "wb") as fh:
             fh.write(data)
     except OSError as exc:
         raise MlpcliError(f"cannot write {out}: {exc.strerror or exc}") from None
-    names = ", ".join(tensors(ckpt))
-    return {"tensors": list(tensors(ckpt)), "description": f"safetensors: {names} (PyTorch nn.Sequential naming)"}
+    names = ", ".join(named)
+    return {"tensors": list(named), "description": f"safetensors: {names} (PyTorch nn.Sequential naming)"}
