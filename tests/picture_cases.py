@@ -20,7 +20,8 @@ from mlpcli.inference.pictures import prepare_image
 from mlpcli.inference.predictor import Predictor
 
 CASES = ("a", "b", "c")
-STYLES = ("thin", "thick", "light_on_dark", "transparent", "photo")
+STYLES = ("thin", "thick", "light_on_dark", "transparent", "photo", "desk", "white_on_clear")
+SUFFIX = {"desk": ".jpg"}  # a phone's photo is a JPEG
 
 
 def case_picture(digit: np.ndarray, case: str, rng: np.random.Generator) -> Image.Image:
@@ -39,7 +40,9 @@ def drawn_picture(digit: np.ndarray, style: str, rng: np.random.Generator) -> Im
     """A digit as a person might draw it: a pen stroke of some width, anywhere on a large page.
 
     Styles: thin, thick (pen width), light_on_dark, transparent (RGBA ink on a clear background),
-    photo (gray paper under uneven light, with sensor noise, in color).
+    photo (gray paper under uneven light, with sensor noise, in color), desk (an 800x600 photo of a
+    sheet on a darker desk showing at every edge, uneven light), white_on_clear (white opaque strokes
+    on a fully transparent canvas, as drawing widgets export).
     """
     shape = Image.fromarray(digit, mode="L").resize((140, 140), Image.Resampling.BILINEAR)
     shape = shape.point(lambda v: 255 if v > 128 else 0)
@@ -51,6 +54,25 @@ def drawn_picture(digit: np.ndarray, style: str, rng: np.random.Generator) -> Im
     shape = shape.resize((size, size), Image.Resampling.BILINEAR)
     width, height = 600, 500
     x0, y0 = int(rng.integers(0, width - size)), int(rng.integers(0, height - size))
+    if style == "desk":
+        width, height = 800, 600
+        size = min(size, 260)
+        left, top = int(rng.integers(40, 120)), int(rng.integers(30, 90))
+        right, bottom = width - int(rng.integers(40, 120)), height - int(rng.integers(30, 90))
+        x0, y0 = int(rng.integers(left + 10, right - size - 10)), int(rng.integers(top + 10, bottom - size - 10))
+        shape = shape.resize((size, size), Image.Resampling.BILINEAR)
+        yy, xx = np.mgrid[0:height, 0:width]
+        light = 0.75 + 0.25 * (xx / width) * (0.5 + 0.5 * yy / height)  # a lamp on one side
+        gray = np.full((height, width), float(rng.uniform(0.15, 0.3)), np.float32)  # the desk
+        gray[top:bottom, left:right] = 0.92
+        alpha = np.zeros((height, width), np.float32)
+        alpha[y0 : y0 + size, x0 : x0 + size] = np.asarray(shape, np.float32) / 255.0
+        gray = (gray * (1 - alpha) + 0.08 * alpha) * light + rng.normal(0, 0.02, gray.shape)
+        return Image.fromarray(np.clip(gray * 255, 0, 255).astype(np.uint8), mode="L").convert("RGB")
+    if style == "white_on_clear":
+        page = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+        page.paste(Image.new("RGBA", (size, size), (255, 255, 255, 255)), (x0, y0), shape)
+        return page
     if style == "photo":
         yy, xx = np.mgrid[0:height, 0:width]
         paper = 0.6 + 0.3 * (0.7 * xx / width + 0.3 * yy / height)  # light falling off across the page
@@ -80,7 +102,7 @@ def accuracy(ckpt: Checkpoint, digits: np.ndarray, labels: np.ndarray, kind: str
     with tempfile.TemporaryDirectory() as tmp:
         images = []
         for i, digit in enumerate(digits):
-            path = Path(tmp) / f"{kind}-{i}.png"
+            path = Path(tmp) / f"{kind}-{i}{SUFFIX.get(kind, '.png')}"
             picture(digit, kind, rng).save(path)
             images.append(prepare_image(path))
     probs = Predictor(ckpt).probabilities(np.stack(images))

@@ -193,17 +193,25 @@ ROW = "3," + ",".join(["0"] * 784)
     [
         ("", "empty file"),
         (HEADER + "\n", "no rows after the header"),
-        (HEADER + "\n" + ROW + "\n" + ROW[:-2] + "\n", "row 2 has 784 columns, expected 785"),
+        (HEADER + "\n" + ROW + "\n" + ROW[:-2] + "\n", "line 3 (data row 2) has 784 columns, expected 785"),
         (
             HEADER + "\n" + ROW + "\n" + ROW.replace(",0", ",x", 1) + "\n",
-            "row 2, column 2 (pixel0): 'x' is not a whole number",
+            "line 3 (data row 2), column 2 (pixel0): 'x' is not a whole number",
         ),
-        (HEADER + "\n" + ROW[:-1] + "256\n", "row 1, column 785 (pixel783): pixel value 256 is outside 0-255"),
+        (
+            HEADER + "\n" + ROW[:-1] + "256\n",
+            "line 2 (data row 1), column 785 (pixel783): pixel value 256 is outside 0-255",
+        ),
         (HEADER + "\n" + ROW[:-1] + "-1\n", "pixel value -1 is outside 0-255"),
-        (HEADER + "\n" + "12" + ROW[1:] + "\n", "row 1, column 1 (label): label 12 is not a class (0-9)"),
+        (HEADER + "\n" + "12" + ROW[1:] + "\n", "line 2 (data row 1), column 1 (label): label 12 is not a class (0-9)"),
         (HEADER + "\n" + ROW.replace(",0", ",0.5", 1) + "\n", "'0.5' is not a whole number"),
-        (HEADER.replace("pixel5", "pixelfive") + "\n" + ROW + "\n", "header column 7 is 'pixelfive'"),
+        (HEADER.replace("pixel5", "pixelfive") + "\n" + ROW + "\n", "line 1 (the header), column 7 is 'pixelfive'"),
         ("a,b\n1,2\n", "the header has 2 columns"),
+        # Excel's "CSV UTF-8": a byte-order mark; a bad row after a blank line is named by its line in the file
+        ("\ufeff" + HEADER + "\r\n\r\n" + ROW + "\r\n" + ROW[:-2] + "\r\n", "line 4 (data row 2) has 784 columns"),
+        (HEADER + "\n" + ROW.replace(",0", ',"5"', 1) + "\n", "'\"5\"' is not a whole number (quoted"),
+        (HEADER + "\n" + ROW.replace(",0", ",\u0663", 1) + "\n", "column 2 (pixel0): '\u0663' is not a whole number"),
+        ("label" + HEADER[5:].replace("pixel0", "pxl0") + "\n" + ROW + "\n", "column 2 is 'pxl0', expected 'pixel0'"),
     ],
 )
 def test_bad_csv_is_one_line_naming_row_and_column_and_nothing_is_written(tmp_path, text: str, message: str) -> None:
@@ -224,7 +232,7 @@ def test_a_bad_row_far_into_a_large_file_is_found(tmp_path) -> None:
     lines = path.read_text().splitlines()
     lines[8500] = lines[8500].rsplit(",", 1)[0] + ",300"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match="row 8500, column 785"):
+    with pytest.raises(DataError, match=r"data row 8500\), column 785"):
         read_csv_digits(path)
 
 

@@ -98,7 +98,10 @@ def test_bad_uploads_get_the_cli_message_and_the_server_keeps_serving(ckpt_path,
     text.write_bytes(b"this is not a picture")
     status, doc = _post(client, text)
     cli = CliRunner().invoke(cli_app, ["predict", str(text), "-c", str(ckpt_path)])
-    assert status == 422 and doc["error"] == "notes.png: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP)"
+    assert (
+        status == 422
+        and doc["error"] == "notes.png: not an image mlpcli reads (PNG, JPEG, BMP, GIF, TIFF, WebP, PGM/PPM/PBM)"
+    )
     assert doc["error"].removeprefix("notes.png") in cli.stderr
     status, doc = _post(client, text, b"")
     assert status == 422 and "the file is empty" in doc["error"]

@@ -231,3 +231,34 @@ def test_ray_runs_the_same_grid_with_the_same_results(tmp_path, monkeypatch, ray
         # the run folder came back to the driver: no shared filesystem needed
         assert (Path(b[key]["run_dir"]) / "checkpoint.npz").is_file()
         assert (Path(b[key]["run_dir"]) / "metrics.csv").read_text().count("\n") == 3
+
+
+class _Answers:
+    """A driver that answers each epoch's report from a table: stop after the epochs listed."""
+
+    def __init__(self, stop_after: set[int]) -> None:
+        self.stop_after, self.asked = stop_after, []
+
+    def report(self, number: int, epoch: int, metrics: dict, wait: bool = False) -> bool:
+        self.asked.append((epoch, wait))
+        return epoch in self.stop_after
+
+
+@pytest.mark.parametrize(
+    ("stop_after", "state", "epochs"), [({2}, "pruned", 2), ({3}, "complete", 3), (set(), "complete", 3)]
+)
+def test_a_prune_takes_effect_at_the_epoch_it_answers_and_a_full_trial_is_complete(
+    tmp_path, stop_after, state, epochs
+) -> None:
+    from mlpcli.config import read_yaml
+    from mlpcli.sweep.trial import TrialSpec, run_trial
+
+    base = read_yaml(QUICKSTART)
+    overrides = ["model.hidden=[8]", "train.epochs=3"]
+    answers = _Answers(stop_after)
+    spec = TrialSpec(0, "s", base, overrides, {}, "val_accuracy", True, str(tmp_path / "t"), pruning=True)
+    result = run_trial(spec, answers)
+    assert result["state"] == state and len(result["history"]) == epochs
+    assert all(wait for _, wait in answers.asked)  # every epoch waited for the driver's answer
+    status = json.loads((tmp_path / "t" / "status.json").read_text())
+    assert status["status"] == ("pruned" if state == "pruned" else "finished") and status["epochs_done"] == epochs

@@ -179,6 +179,9 @@ def predict(
         preds, failures = predictor.predict_pictures(paths, raw)
     for _, message in failures:
         err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    for p in preds:
+        if p.warning:
+            warn(f"{p.file}: {p.warning}")
     if json_out:
         print_json([p.element() for p in preds])
     else:

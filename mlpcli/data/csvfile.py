@@ -9,8 +9,10 @@ does not parse, that chunk alone is scanned again to name the exact row and colu
 
 from __future__ import annotations
 
-import csv
 import io
+import stat
+from collections.abc import Iterator
+from itertools import count
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,9 @@ PIXELS = 784
 CHUNK_ROWS = 4096
 
 
+MAX_LINE = 1 << 16  # bytes in one line: 785 cells of up to 3 digits take about 3 KiB
+
+
 def _header(path: Path, first: str) -> tuple[bool, bool]:
     """(has a header, has a label column) from the first line."""
     cells = [c.strip().strip('"').lower() for c in first.split(",")]
@@ -31,19 +36,19 @@ def _header(path: Path, first: str) -> tuple[bool, bool]:
     if numeric:  # no header: the column count says which kind
         if len(cells) not in (PIXELS, PIXELS + 1):
             raise DataError(
-                f"{path}: row 1 has {len(cells)} columns; expected {PIXELS + 1} (label + pixels) or {PIXELS}"
+                f"{path}: line 1 has {len(cells)} columns; expected {PIXELS + 1} (label + pixels) or {PIXELS}"
             )
         return False, len(cells) == PIXELS + 1
-    labelled = cells[0] == "label"
-    expected = (["label"] if labelled else []) + [f"pixel{i}" for i in range(PIXELS)]
-    if len(cells) != len(expected):
+    if len(cells) not in (PIXELS, PIXELS + 1):
         raise DataError(
-            f"{path}: the header has {len(cells)} columns; expected {len(expected)} "
-            f"({'label, ' if labelled else ''}pixel0 ... pixel783)"
+            f"{path}: the header has {len(cells)} columns; expected {PIXELS + 1} (label, pixel0 ... pixel783) "
+            f"or {PIXELS} (pixel0 ... pixel783)"
         )
+    labelled = len(cells) == PIXELS + 1
+    expected = (["label"] if labelled else []) + [f"pixel{i}" for i in range(PIXELS)]
     for i, (got, want) in enumerate(zip(cells, expected), start=1):
         if got != want:
-            raise DataError(f"{path}: header column {i} is {got!r}, expected {want!r}")
+            raise DataError(f"{path}: line 1 (the header), column {i} is {got[:30]!r}, expected {want!r}")
     return True, labelled
 
 
@@ -53,67 +58,88 @@ def _column_name(col: int, labelled: bool) -> str:
     return f"pixel{col - 1}"
 
 
-def _locate(path: Path, lines: list[str], first_row: int, labelled: bool, width: int, classes: int) -> str:
-    """The first problem in a chunk of lines, as 'path: row R, column C (name): what'."""
-    for offset, row in enumerate(csv.reader(lines)):
-        r = first_row + offset
-        if len(row) != width:
-            return f"{path}: row {r} has {len(row)} columns, expected {width}"
-        for c, cell in enumerate(row, start=1):
-            where = f"{path}: row {r}, column {c} ({_column_name(c, labelled)})"
-            try:
-                value = int(cell.strip())
-            except ValueError:
-                return f"{where}: {cell.strip()[:20]!r} is not a whole number"
+def _where(path: Path, line: int, row: int) -> str:
+    return f"{path}: line {line} (data row {row})"
+
+
+def _locate(path: Path, lines: list[tuple[int, int, str]], labelled: bool, width: int, classes: int) -> str:
+    """The first problem among (line number, data row, text) lines, as 'path: line L (data row R), column C: what'."""
+    for number, row, text in lines:
+        cells = text.rstrip("\r\n").split(",")
+        if len(cells) != width:
+            return f"{_where(path, number, row)} has {len(cells)} columns, expected {width}"
+        for c, raw in enumerate(cells, start=1):
+            where = f"{_where(path, number, row)}, column {c} ({_column_name(c, labelled)})"
+            cell = raw.strip()
+            if not (cell.isascii() and cell.lstrip("-").isdigit()):
+                quoted = " (quoted: write numbers without quotes)" if cell[:1] in "\"'" and cell else ""
+                return f"{where}: {cell[:20]!r} is not a whole number{quoted}"
+            value = int(cell)
             if labelled and c == 1:
                 if not 0 <= value < classes:
                     return f"{where}: label {value} is not a class (0-{classes - 1})"
             elif not 0 <= value <= 255:
                 return f"{where}: pixel value {value} is outside 0-255"
-    return f"{path}: rows {first_row}-{first_row + len(lines) - 1} could not be read"
+    first, last = lines[0], lines[-1]
+    return f"{path}: lines {first[0]}-{last[0]} (data rows {first[1]}-{last[1]}) could not be read"
+
+
+def _lines(path: Path, fh: object) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line, refusing a line longer than MAX_LINE without reading it all."""
+    for number in count(1):
+        text = fh.readline(MAX_LINE)  # type: ignore[attr-defined]
+        if not text:
+            return
+        if len(text) >= MAX_LINE and not text.endswith("\n"):
+            raise DataError(f"{path}: line {number} is longer than {MAX_LINE // 1024} KiB: not a digits CSV file")
+        yield number, text
 
 
 def read_csv_digits(path: Path, classes: int = 10) -> tuple[np.ndarray, np.ndarray | None]:
-    """(images uint8 (n, 784), labels uint8 (n,) or None) from a CSV file; DataError naming row and column."""
+    """(images uint8 (n, 784), labels uint8 (n,) or None) from a CSV file; DataError naming line, row and column.
+
+    UTF-8 with or without a byte-order mark, LF or CRLF line ends (Excel's "CSV UTF-8"); blank lines are
+    skipped; positions are the file's line numbers, as an editor shows them. Only regular files are read.
+    """
+    check_regular_file(path, "CSV file")
     try:
-        fh = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such CSV file") from None
+        fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     with fh:
         try:
-            first = fh.readline()
+            lines = _lines(path, fh)
+            number, first = next(lines, (1, ""))
             has_header, labelled = _header(path, first.strip())
             width = PIXELS + (1 if labelled else 0)
             chunks: list[np.ndarray] = []
-            row = 1
-            if not has_header:
-                pending = [first]
-            else:
-                pending = []
+            row = 0
+            pending = [] if has_header else [(number, first)]
             while True:
-                lines = pending + [line for _, line in zip(range(CHUNK_ROWS - len(pending)), fh)]
+                batch = pending + [item for _, item in zip(range(CHUNK_ROWS - len(pending)), lines)]
                 pending = []
-                lines = [line for line in lines if line.strip()]
-                if not lines:
+                if not batch:
                     break
+                numbered = []
+                for number, text in batch:
+                    if text.strip():
+                        row += 1
+                        numbered.append((number, row, text))
+                if not numbered:
+                    continue
                 try:
-                    block = np.loadtxt(lines, delimiter=",", dtype=np.int64, ndmin=2)
+                    block = np.loadtxt([t for _, _, t in numbered], delimiter=",", dtype=np.int64, ndmin=2)
                     if block.shape[1] != width:
                         raise ValueError("wrong number of columns")
-                    bad = (block[:, 1:] if labelled else block) > 255
-                    bad |= (block[:, 1:] if labelled else block) < 0
+                    pixels = block[:, 1:] if labelled else block
+                    bad = bool(((pixels > 255) | (pixels < 0)).any())
                     if labelled:
-                        bad_label = (block[:, 0] < 0) | (block[:, 0] >= classes)
-                        if bad.any() or bad_label.any():
-                            raise ValueError("out of range")
-                    elif bad.any():
+                        bad = bad or bool(((block[:, 0] < 0) | (block[:, 0] >= classes)).any())
+                    if bad:
                         raise ValueError("out of range")
                 except ValueError:
-                    raise DataError(_locate(path, lines, row, labelled, width, classes)) from None
+                    raise DataError(_locate(path, numbered, labelled, width, classes)) from None
                 chunks.append(block.astype(np.uint8))
-                row += len(lines)
         except UnicodeDecodeError:
             raise DataError(f"{path}: not a text file (not UTF-8)") from None
     if not chunks:
@@ -122,6 +148,19 @@ def read_csv_digits(path: Path, classes: int = 10) -> tuple[np.ndarray, np.ndarr
     if labelled:
         return np.ascontiguousarray(data[:, 1:]), data[:, 0].copy()
     return data, None
+
+
+def check_regular_file(path: Path, what: str = "file") -> None:
+    """DataError unless path is a regular file (not missing, a folder, a device such as /dev/zero, or a FIFO)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, pipe or socket)"
+        raise DataError(f"{path}: is {kind}; give a {what}")
 
 
 def write_submission(path: Path, predictions: np.ndarray) -> Path:

@@ -17,6 +17,10 @@ import numpy as np
 from mlpcli.errors import ImageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
+# The only decoders Pillow may use, whatever a file's name says: never Ghostscript (EPS), never a plugin
+# that runs another program.
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+READABLE = "PNG, JPEG, BMP, GIF, TIFF, WebP, PGM/PPM/PBM"
 WORKING_SIZE = 1024  # larger pictures are reduced to this before any conversion (bounded memory)
 MAX_PIXELS = 400_000_000  # refuse decompression bombs outright
 BOX = 20  # MNIST fits each digit into 20x20 ...
@@ -44,7 +48,7 @@ def load_gray(path: Path | BinaryIO, name: str | None = None, max_pixels: int = 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path, formats=FORMATS) as img:
                 img.seek(0)  # first frame of an animation
                 if img.mode in ("RGB", "L") and img.format == "JPEG":
                     img.draft(img.mode, (WORKING_SIZE, WORKING_SIZE))  # JPEG decodes at reduced size
@@ -55,11 +59,13 @@ def load_gray(path: Path | BinaryIO, name: str | None = None, max_pixels: int = 
     except IsADirectoryError:
         raise ImageError(f"{name}: is a folder") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP)") from None
+        raise ImageError(f"{name}: not an image mlpcli reads ({READABLE})") from None
     except Image.DecompressionBombError:
         raise ImageError(f"{name}: too large ({max_pixels:,} pixels at most)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{name}: cannot decode the image ({exc}); is the file truncated?") from None
+    except Exception as exc:  # a decoder's own failure on a hostile file is still one line
+        raise ImageError(f"{name}: cannot decode the image ({type(exc).__name__}: {exc})") from None
 
 
 def _to_gray(img: object) -> np.ndarray:
@@ -93,8 +99,17 @@ def _to_gray(img: object) -> np.ndarray:
     color = arr[..., :-1] if alpha is not None else arr
     gray = color[..., 0] if color.shape[-1] == 1 else color[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
     if alpha is not None:
-        gray = alpha * gray + (1 - alpha)  # composite onto white paper
+        composite = alpha * gray + (1 - alpha)  # composite onto white paper
+        if _contrast(composite) < 0.5 * _contrast(alpha):
+            # the colour carries little of the drawing (white strokes on a clear canvas): the alpha is the ink
+            return (1.0 - alpha).astype(np.float32)
+        gray = composite
     return gray.astype(np.float32)
+
+
+def _contrast(a: np.ndarray) -> float:
+    """The spread of a picture's values (max - min)."""
+    return float(np.ptp(a)) if a.size else 0.0
 
 
 def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -197,6 +212,7 @@ def extract_ink(gray: np.ndarray, name: str = "image") -> np.ndarray:
     Dark ink on light paper is inverted; uneven lighting is removed; noise is filtered and
     thresholded against its own level; the strokes' typical intensity becomes 1.
     """
+    gray = _without_desk(gray)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     ink = 1.0 - gray if float(np.median(border)) > 0.5 else gray.astype(np.float32)
     surface, sigma = _background(ink)
@@ -217,6 +233,45 @@ def extract_ink(gray: np.ndarray, name: str = "image") -> np.ndarray:
     cropped = np.zeros_like(out)
     cropped[r0:r1, c0:c1] = out[r0:r1, c0:c1]  # nothing outside the ink's own bounding box
     return cropped
+
+
+def _without_desk(gray: np.ndarray) -> np.ndarray:
+    """A sheet of paper photographed on a darker desk: the desk (dark, touching the picture's edge) becomes paper.
+
+    The paper is what most of the picture shows; when that is light but the edges are dark, the dark
+    regions connected to the edges are the desk, not ink (strokes lie inside the sheet). Found by
+    flooding from the edges over dark pixels on a reduced copy; other pictures are returned as they are.
+    """
+    paper = float(np.median(gray))
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if paper <= 0.5 or float(np.median(border)) > 0.5 * paper:
+        return gray
+    step = max(1, max(gray.shape) // 200)
+    small = gray[::step, ::step]
+    dark = small < 0.5 * (paper + float(np.percentile(small, 1)))
+    desk = np.zeros_like(dark)
+    desk[0], desk[-1], desk[:, 0], desk[:, -1] = dark[0], dark[-1], dark[:, 0], dark[:, -1]
+    while True:  # grow from the edges through dark pixels (4-neighbours) until nothing changes
+        grown = desk.copy()
+        grown[1:] |= desk[:-1]
+        grown[:-1] |= desk[1:]
+        grown[:, 1:] |= desk[:, :-1]
+        grown[:, :-1] |= desk[:, 1:]
+        grown &= dark
+        if np.array_equal(grown, desk):
+            break
+        desk = grown
+    full = np.repeat(np.repeat(desk, step, axis=0), step, axis=1)[: gray.shape[0], : gray.shape[1]]
+    # a margin of one reduced pixel around the desk, where the sheet's edge is blurred
+    edge = full.copy()
+    for shift in range(1, step + 2):
+        edge[shift:] |= full[:-shift]
+        edge[:-shift] |= full[shift:]
+        edge[:, shift:] |= full[:, :-shift]
+        edge[:, :-shift] |= full[:, shift:]
+    out = gray.copy()
+    out[edge] = paper
+    return out
 
 
 def mnist_preprocess(gray: np.ndarray, name: str = "image") -> np.ndarray:
@@ -254,6 +309,17 @@ def raw_image(gray: np.ndarray, name: str) -> np.ndarray:
             f"{name}: a raw picture must be 28x28 (MNIST's form), this one is {gray.shape[1]}x{gray.shape[0]}"
         )
     return gray.astype(np.float32)
+
+
+def raw_problem(image: np.ndarray) -> str | None:
+    """Why a picture given with --raw is plainly not in MNIST's form (a light background), or None."""
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    if float(np.median(border)) > 0.5:
+        return (
+            "--raw, but the picture has a light background and MNIST's digits are light ink on black: "
+            "the prediction is unreliable; leave out --raw and mlpcli inverts, crops and centers it"
+        )
+    return None
 
 
 def prepare_image(

@@ -20,7 +20,7 @@ from mlpcli.errors import ImageError
 from mlpcli.factory import build_model
 from mlpcli.files import checkpoint as checkpoint_file
 from mlpcli.files.checkpoint import Checkpoint
-from mlpcli.inference.pictures import IMAGE_SUFFIXES, prepare_image
+from mlpcli.inference.pictures import IMAGE_SUFFIXES, prepare_image, raw_problem
 from mlpcli.nn.mlp import MLP
 
 LOW_CONFIDENCE = 0.6
@@ -34,6 +34,7 @@ class Prediction:
     image: np.ndarray  # (side, side) float32 in [0, 1], ink bright
     probabilities: np.ndarray  # (k,)
     label: str
+    warning: str | None = None  # why the result may be unreliable (e.g. --raw on a light background)
 
     @property
     def prediction(self) -> int:
@@ -58,7 +59,7 @@ class Prediction:
             "label": self.label,
             "confidence": self.confidence,
             "probabilities": [float(v) for v in self.probabilities],
-        }
+        } | ({"warning": self.warning} if self.warning else {})
 
 
 class Predictor:
@@ -116,7 +117,11 @@ class Predictor:
         if not images:
             return [], failures
         probs = self.probabilities(np.stack(images))
-        return [self.prediction(str(p), img, pr) for p, img, pr in zip(ok, images, probs)], failures
+        preds = [self.prediction(str(p), img, pr) for p, img, pr in zip(ok, images, probs)]
+        if raw:
+            for pred in preds:
+                pred.warning = raw_problem(pred.image)
+        return preds, failures
 
     def predict_csv(self, path: Path) -> np.ndarray:
         """Probabilities (n, k) for every row of a CSV of digits (a label column ignored), used as they are."""

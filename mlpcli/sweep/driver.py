@@ -251,13 +251,14 @@ def _loop(
                 maximize,
                 None if runner.needs_files else str(run_dir),
                 offline,
+                pruning=pruning,
             )
             running[runner.submit(job)] = (trial, run_dir)
             by_number[trial.number] = trial
             emit(callbacks, TrialStarted(trial.number, params, str(run_dir)))
         if not running:
             return
-        finished = runner.wait(list(running), timeout=0.25)
+        finished = runner.wait(list(running), timeout=0.02 if pruning else 0.25)  # trials wait for the answers
         for number, epoch, metrics in runner.drain():
             trial = by_number.get(number)
             value = metrics.get(spec.metric.name)
@@ -265,8 +266,8 @@ def _loop(
             if trial is not None and value is not None and pruning:
                 trial.report(float(value), epoch)
                 stop = trial.should_prune()
-                if stop:
-                    runner.prune(number)
+            if pruning:
+                runner.decide(number, epoch, stop)  # the trial waits for this answer about this epoch
             emit(callbacks, TrialEpoch(number, epoch, value, stop))
         for handle, result in finished:
             trial, run_dir = running.pop(handle)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,8 +29,9 @@ class Executor(Protocol):
     back with their results); where: one line for the user saying where trials run.
     submit(spec) starts a trial and returns a handle; wait(handles, timeout) returns the
     (handle, result dict or exception) pairs that finished; drain() returns the (trial, epoch,
-    metrics) reports since the last call; prune(number) asks a trial to stop after its current
-    epoch; shutdown() ends every worker.
+    metrics) reports since the last call; decide(number, epoch, stop) answers a trial's report of
+    that epoch (a trial that reports with wait=True blocks until the answer comes, so a prune
+    takes effect exactly at the epoch it was decided on); shutdown() ends every worker.
     """
 
     needs_files: bool
@@ -38,7 +40,7 @@ class Executor(Protocol):
     def submit(self, spec: TrialSpec) -> Any: ...
     def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any] | BaseException]]: ...
     def drain(self) -> list[tuple[int, int, dict[str, Any]]]: ...
-    def prune(self, number: int) -> None: ...
+    def decide(self, number: int, epoch: int, stop: bool) -> None: ...
     def shutdown(self) -> None: ...
 
 
@@ -54,15 +56,20 @@ def _die_with_parent() -> None:
             pass
 
 
+DECISION_POLL = 0.01  # seconds between a waiting trial's looks at the driver's answer
+
+
 class _LocalReporter:
-    """Puts epochs on a managed queue; reads the pruned set from a managed dict."""
+    """Puts epochs on a managed queue; reads the driver's answers from a managed dict."""
 
-    def __init__(self, messages: Any, pruned: Any) -> None:
-        self.messages, self.pruned = messages, pruned
+    def __init__(self, messages: Any, decisions: Any) -> None:
+        self.messages, self.decisions = messages, decisions
 
-    def report(self, number: int, epoch: int, metrics: dict[str, Any]) -> bool:
+    def report(self, number: int, epoch: int, metrics: dict[str, Any], wait: bool = False) -> bool:
         self.messages.put((number, epoch, metrics))
-        return bool(self.pruned.get(number, False))
+        while wait and (number, epoch) not in self.decisions:
+            time.sleep(DECISION_POLL)
+        return bool(self.decisions.get((number, epoch), False))
 
 
 def _local_trial(spec: TrialSpec, reporter: _LocalReporter) -> dict[str, Any]:
@@ -103,8 +110,8 @@ class LocalExecutor:
             out.append(self.reporter.messages.get_nowait())
         return out
 
-    def prune(self, number: int) -> None:
-        self.reporter.pruned[number] = True
+    def decide(self, number: int, epoch: int, stop: bool) -> None:
+        self.reporter.decisions[(number, epoch)] = stop
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -138,18 +145,20 @@ class RayExecutor:
         class Control:  # an actor holding reported epochs and the pruned set
             def __init__(self) -> None:
                 self.messages: list[tuple[int, int, dict[str, Any]]] = []
-                self.pruned: set[int] = set()
+                self.decisions: dict[tuple[int, int], bool] = {}
 
-            def report(self, number: int, epoch: int, metrics: dict[str, Any]) -> bool:
+            def report(self, number: int, epoch: int, metrics: dict[str, Any]) -> None:
                 self.messages.append((number, epoch, metrics))
-                return number in self.pruned
+
+            def decision(self, number: int, epoch: int) -> bool | None:
+                return self.decisions.get((number, epoch))
 
             def drain(self) -> list[tuple[int, int, dict[str, Any]]]:
                 out, self.messages = self.messages, []
                 return out
 
-            def prune(self, number: int) -> None:
-                self.pruned.add(number)
+            def decide(self, number: int, epoch: int, stop: bool) -> None:
+                self.decisions[(number, epoch)] = stop
 
         self.control = Control.remote()
         self.task = ray.remote(num_cpus=threads, max_retries=0)(_ray_trial)
@@ -172,8 +181,8 @@ class RayExecutor:
     def drain(self) -> list[tuple[int, int, dict[str, Any]]]:
         return self.ray.get(self.control.drain.remote())
 
-    def prune(self, number: int) -> None:
-        self.control.prune.remote(number)
+    def decide(self, number: int, epoch: int, stop: bool) -> None:
+        self.control.decide.remote(number, epoch, stop)
 
     def shutdown(self) -> None:
         self.ray.shutdown()
@@ -183,10 +192,15 @@ class _RayReporter:
     def __init__(self, control: Any) -> None:
         self.control = control
 
-    def report(self, number: int, epoch: int, metrics: dict[str, Any]) -> bool:
+    def report(self, number: int, epoch: int, metrics: dict[str, Any], wait: bool = False) -> bool:
         import ray
 
-        return bool(ray.get(self.control.report.remote(number, epoch, metrics)))
+        ray.get(self.control.report.remote(number, epoch, metrics))
+        answer = ray.get(self.control.decision.remote(number, epoch))
+        while wait and answer is None:
+            time.sleep(DECISION_POLL)
+            answer = ray.get(self.control.decision.remote(number, epoch))
+        return bool(answer)
 
 
 def _ray_trial(spec: TrialSpec, control: Any) -> dict[str, Any]:

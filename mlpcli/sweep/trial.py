@@ -20,9 +20,10 @@ from mlpcli.training import service as training
 
 
 class Reporter(Protocol):
-    """Carries a trial's epochs to the driver; report() says whether the driver wants it stopped."""
+    """Carries a trial's epochs to the driver; report() says whether the driver wants it stopped after that
+    epoch (with wait, it waits for the driver's answer about exactly that epoch)."""
 
-    def report(self, number: int, epoch: int, metrics: dict[str, Any]) -> bool: ...
+    def report(self, number: int, epoch: int, metrics: dict[str, Any], wait: bool = False) -> bool: ...
 
 
 @dataclass
@@ -39,6 +40,7 @@ class TrialSpec:
     run_dir: str | None  # None: run in a temporary folder and send the files back (no shared filesystem)
     offline: bool = False
     labels: dict[str, Any] = field(default_factory=dict)
+    pruning: bool = False  # the driver may stop it: each epoch's report waits for the driver's answer
 
 
 def best_value(rows: list[dict[str, Any]], metric: str, maximize: bool) -> float | None:
@@ -62,14 +64,18 @@ def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> dict[str, An
         "files": None,
     }
 
+    planned: list[int] = []
+
     def on_event(event: object) -> None:
         if isinstance(event, EpochEnd) and reporter is not None:
-            if reporter.report(spec.number, event.epoch, event.metrics):
+            stop = reporter.report(spec.number, event.epoch, event.metrics, wait=spec.pruning)
+            if stop and event.epoch < planned[0]:  # a trial that ran all its epochs is complete
                 raise training.Stopped(f"pruned after epoch {event.epoch}")
 
     prepared = None
     try:
         cfg = config_from_dict(spec.config, f"trial {spec.number}", spec.overrides)
+        planned.append(cfg.train.epochs)
         prepared = training.prepare(cfg, offline=spec.offline)
         training.run(prepared, folder, callbacks=[on_event], labels={"sweep": spec.sweep, "trial": spec.number})
         result["state"] = "complete"
