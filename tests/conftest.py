@@ -109,6 +109,29 @@ class Server:
                 if mode == "hang":
                     time.sleep(5)
                     return
+                if mode == "zeros":  # gzip's magic, then zeros without end (bounded here: 64 MiB)
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.end_headers()
+                    self.wfile.write(b"\x1f\x8b" + bytes(1 << 16))
+                    for _ in range(1024):
+                        try:
+                            self.wfile.write(bytes(1 << 16))
+                        except OSError:
+                            return
+                    return
+                if mode == "trickle":  # a byte every 0.2 s, for at most 30 s
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.end_headers()
+                    for _ in range(150):
+                        try:
+                            self.wfile.write(b"\x1f")
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                        time.sleep(0.2)
+                    return
                 if not path.is_file():
                     self.send_error(404)
                     return
@@ -118,6 +141,8 @@ class Server:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(data)))
+                if mode == "gzip-encoding":  # Apache's AddEncoding x-gzip .gz: the .gz file marked as encoded
+                    self.send_header("Content-Encoding", "gzip")
                 self.end_headers()
                 if mode == "truncate":
                     self.wfile.write(data[: len(data) // 2])

@@ -54,9 +54,9 @@ def test_bad_idx_content_is_named(data: bytes, expect: int | None, message: str)
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "not gzip data"),
+        (b"", "neither gzip nor IDX data"),
         (b"<!DOCTYPE html><html>Not Found</html>", "HTML page"),
-        (b"hello, this is not gzip", "not gzip data"),
+        (b"hello, this is not gzip", "neither gzip nor IDX data"),
         (gzip.compress(bytes(range(256)) * 40)[:200], "truncated gzip"),
         (b"\x1f\x8b\x08\x00garbagegarbagegarbage", "corrupt gzip"),
     ],

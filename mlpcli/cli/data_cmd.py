@@ -91,9 +91,11 @@ def fetch(
 
 
 def _status_rows(name: str) -> list[dict[str, Any]]:
+    from mlpcli.data.cache import partials
     from mlpcli.data.download import status
 
-    return [
+    spec = _spec(name)
+    rows = [
         {
             "dataset": name,
             "file": s.dfile.name,
@@ -101,8 +103,20 @@ def _status_rows(name: str) -> list[dict[str, Any]]:
             "path": str(s.path) if s.path else None,
             "bytes": s.size,
         }
-        for s in status(_spec(name))
+        for s in status(spec)
     ]
+    for part in partials(spec):  # left by a download that was killed; the next fetch removes it
+        rows.append(
+            {"dataset": name, "file": part.name, "state": "partial", "path": str(part), "bytes": part.stat().st_size}
+        )
+    return rows
+
+
+def _size(n: int) -> str:
+    """A file size a person reads: bytes, kB or MB."""
+    if not n:
+        return ""
+    return f"{n:,} B" if n < 1000 else f"{n / 1e3:.1f} kB" if n < 1e6 else f"{n / 1e6:.1f} MB"
 
 
 def _status_table(rows: list[dict[str, Any]], title: str) -> None:
@@ -111,9 +125,9 @@ def _status_table(rows: list[dict[str, Any]], title: str) -> None:
     table = Table(title=title, title_justify="left")
     for col in ("dataset", "file", "state", "size", "path"):
         table.add_column(col)
-    colors = {"verified": "green", "corrupt": "red", "missing": "yellow"}
+    colors = {"verified": "green", "corrupt": "red", "missing": "yellow", "partial": "yellow"}
     for r in rows:
-        size = f"{r['bytes'] / 1e6:.1f} MB" if r["bytes"] else ""
+        size = _size(r["bytes"])
         state = f"[{colors[r['state']]}]{r['state']}[/]"
         table.add_row(r["dataset"], r["file"], state, size, r["path"] or "")
     console.print(table)
@@ -158,7 +172,7 @@ def where(json_out: Annotated[bool, typer.Option("--json", help="Print as JSON."
             return
         console.print(f"cache folder: [bold]{cache_root()}[/] (set MLPCLI_DATA_DIR to move it)")
         console.print(f"shipped sample (mnist-sample): {SAMPLE_DIR}")
-        console.print(f"mnist mirrors, in order: {', '.join(mirrors_for(DATASETS['mnist']))}")
+        console.print(f"mnist mirrors, in order (MLPCLI_MIRROR's first): {', '.join(mirrors_for(DATASETS['mnist']))}")
         _status_table(rows, "dataset files")
 
 

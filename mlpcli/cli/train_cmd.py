@@ -180,6 +180,7 @@ def _summary(result: Any, json_out: bool, quiet: bool) -> None:
         "best_epoch": result.history.best_epoch,
         "epochs": len(rows),
         "stopped_early": result.history.stopped_early,
+        "at_chance": result.at_chance,
         "seconds": result.seconds,
         "train_seconds": sum(r["seconds"] for r in rows),
         "checkpoint": str(result.checkpoint),

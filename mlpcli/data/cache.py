@@ -83,6 +83,12 @@ def locate(spec: DatasetSpec, dfile: DataFile, root: Path | None = None) -> File
     return corrupt or FileState(dfile, None, "missing")
 
 
+def partials(spec: DatasetSpec, root: Path | None = None) -> list[Path]:
+    """Temporary files a download left in the dataset's cache folder (a killed fetch; the next fetch removes them)."""
+    folder = dataset_dir(spec, root)
+    return sorted(p for p in folder.glob("*.part") if p.is_file()) if folder.is_dir() else []
+
+
 def import_file(src: Path, dfile: DataFile, dest_dir: Path) -> Path:
     """Copy an already verified src atomically into dest_dir (under dfile's name, .gz only if gzipped)."""
     try:

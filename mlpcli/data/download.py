@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
-from mlpcli.data.cache import FileState, dataset_dir, locate
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+from mlpcli.data.cache import FileState, dataset_dir, locate, matches, sha256_file
 from mlpcli.data.idx import GZIP_MAGIC, looks_like_html
 from mlpcli.data.sources import DataFile, DatasetSpec
 from mlpcli.errors import DataError, MlpcliError
@@ -20,6 +23,9 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
 CHUNK = 1 << 14  # small enough for a live progress bar on a slow connection
+MAX_TIMEOUT = 3600.0  # seconds: the largest MLPCLI_TIMEOUT taken
+DEADLINE_FACTOR = 10  # a whole file must arrive within this many read timeouts (300 s by default)
+MAX_DOWNLOAD = 128 * 1024**2  # bytes: the largest dataset file (Fashion-MNIST's raw images) is 47 MB
 
 
 def is_offline() -> bool:
@@ -34,12 +40,14 @@ def mirrors_for(spec: DatasetSpec) -> list[str]:
 
 
 def timeouts() -> tuple[float, float]:
-    """(connect, read) timeouts in seconds; MLPCLI_TIMEOUT overrides the read timeout."""
+    """(connect, read) timeouts in seconds; MLPCLI_TIMEOUT (a number of seconds > 0) overrides the read timeout."""
     env = os.environ.get("MLPCLI_TIMEOUT")
     try:
         read = float(env) if env else READ_TIMEOUT
     except ValueError:
-        raise DataError(f"MLPCLI_TIMEOUT must be a number of seconds, got {env!r}") from None
+        read = math.nan
+    if not (math.isfinite(read) and 0 < read <= MAX_TIMEOUT):
+        raise DataError(f"MLPCLI_TIMEOUT must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}, got {env!r}")
     return min(CONNECT_TIMEOUT, read), read
 
 
@@ -47,10 +55,16 @@ class _MirrorFailed(Exception):
     """One mirror could not deliver a verified file; the message says why."""
 
 
-def _download(url: str, dfile: DataFile, part: Path, timeout: tuple[float, float], callbacks: list[Callback]) -> None:
-    """Stream url to part, checking status, content and sha256; raises _MirrorFailed with the reason."""
+def _download(url: str, dfile: DataFile, part: Path, timeout: tuple[float, float], callbacks: list[Callback]) -> bool:
+    """Stream url's bytes as sent to part, bounded in size and time; returns whether they are gzip data.
+
+    The bytes are taken before any transport decoding (a server that marks a .gz file with
+    Content-Encoding: gzip sends the file itself), then verified like an imported file: the
+    pinned hash of the gz file or of its IDX content. Raises _MirrorFailed with the reason.
+    """
     import requests  # imported here: most commands never download
 
+    deadline = time.monotonic() + DEADLINE_FACTOR * timeout[1]
     try:
         with requests.get(url, stream=True, timeout=timeout) as resp:
             if resp.status_code >= 400:
@@ -58,34 +72,43 @@ def _download(url: str, dfile: DataFile, part: Path, timeout: tuple[float, float
             if "html" in resp.headers.get("Content-Type", "").lower():
                 raise _MirrorFailed("answered with an HTML page, not the file")
             length = resp.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
+            total = int(length) if length and length.isdigit() and not resp.headers.get("Content-Encoding") else None
+            if total is not None and total > MAX_DOWNLOAD:
+                raise _MirrorFailed(f"announces {total:,} bytes; no dataset file is larger than {MAX_DOWNLOAD:,}")
             emit(callbacks, DownloadStart(dfile.name, url, total))
-            h = hashlib.sha256()
-            received = 0
+            received, head = 0, b""
             with os.fdopen(open_nofollow(part, os.O_WRONLY | os.O_TRUNC), "wb") as fh:
-                for chunk in resp.iter_content(CHUNK):
-                    if received == 0 and not chunk.startswith(GZIP_MAGIC):
-                        why = "an HTML page" if looks_like_html(chunk) else "not gzip data"
-                        raise _MirrorFailed(f"sent {why}, not the file")
-                    fh.write(chunk)
-                    h.update(chunk)
+                while chunk := resp.raw.read(CHUNK, decode_content=False):
+                    if received == 0:
+                        head = chunk[:4]
+                        if looks_like_html(chunk):
+                            raise _MirrorFailed("sent an HTML page, not the file")
                     received += len(chunk)
+                    if received > MAX_DOWNLOAD:
+                        raise _MirrorFailed(f"sent more than {MAX_DOWNLOAD:,} bytes; no dataset file is that large")
+                    if time.monotonic() > deadline:
+                        raise _MirrorFailed(f"too slow: not done after {DEADLINE_FACTOR * timeout[1]:g} s")
+                    fh.write(chunk)
                     emit(callbacks, DownloadProgress(dfile.name, received))
                 fh.flush()
                 os.fsync(fh.fileno())
     except requests.Timeout:
         raise _MirrorFailed(f"timed out (no answer within {timeout[1]:g} s)") from None
-    except requests.exceptions.ChunkedEncodingError:
+    except (requests.exceptions.ChunkedEncodingError, ProtocolError):
         raise _MirrorFailed("the connection broke off mid-file (truncated body)") from None
     except requests.ConnectionError as exc:
         reason = "timed out" if "timed out" in str(exc).lower() else "could not connect"
         raise _MirrorFailed(reason) from None
     except requests.RequestException as exc:
         raise _MirrorFailed(f"request failed ({type(exc).__name__})") from None
+    except (ReadTimeoutError, TimeoutError):
+        raise _MirrorFailed(f"timed out (no answer within {timeout[1]:g} s)") from None
     if total is not None and received != total:
         raise _MirrorFailed(f"truncated body ({received} of {total} bytes)")
-    if h.hexdigest() != dfile.sha256_gz:
-        raise _MirrorFailed(f"checksum mismatch (sha256 {h.hexdigest()[:12]}..., expected {dfile.sha256_gz[:12]}...)")
+    if not matches(part, dfile):
+        got = sha256_file(part)
+        raise _MirrorFailed(f"checksum mismatch (sha256 {got[:12]}..., expected {dfile.sha256_gz[:12]}...)")
+    return head.startswith(GZIP_MAGIC)
 
 
 def fetch_file(
@@ -140,6 +163,11 @@ def _fetch_locked(
         "or set MLPCLI_MIRROR to a server that has them"
     )
     if offline or is_offline():
+        if found.state == "corrupt" and found.path is not None:
+            raise DataError(
+                f"{found.path} does not match its pinned checksum (damaged or not the file) and offline mode is on; "
+                f"delete it and fetch again online, or {manual}"
+            )
         raise DataError(f"{dfile.name} of {spec.name} is not in the cache ({folder}) and offline mode is on; {manual}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -161,13 +189,15 @@ def _fetch_locked(
         for base in mirrors_for(spec):
             url = base + dfile.name
             try:
-                _download(url, dfile, part, timeout, callbacks)
+                gz = _download(url, dfile, part, timeout, callbacks)
             except _MirrorFailed as exc:
                 failures.append(f"{base}: {exc}")
                 emit(callbacks, DownloadEnd(dfile.name, url, False, str(exc)))
                 continue
             except OSError as exc:
                 raise DataError(f"cannot write {part}: {exc.strerror or exc}") from None
+            if not gz:  # the IDX content itself: stored under its own name, as import does
+                final = final.with_name(dfile.name.removesuffix(".gz"))
             os.replace(part, final)
             emit(callbacks, DownloadEnd(dfile.name, url, True))
             return final

@@ -20,6 +20,7 @@ from mlpcli.files.atomic import write_bytes
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
 GZIP_MAGIC = b"\x1f\x8b"
+IDX_UBYTE = b"\x00\x00\x08"  # an IDX file of unsigned bytes starts with these
 # No real IDX file of this kind comes near this: it keeps a "gzip bomb" from eating memory.
 MAX_DECOMPRESSED = 2 * 1024**3
 
@@ -33,10 +34,13 @@ def looks_like_html(data: bytes) -> bool:
 def decompress(data: bytes, name: str) -> bytes:
     """Gunzip data when it is gzip (by its magic bytes, whatever the file name says)."""
     if not data.startswith(GZIP_MAGIC):
-        if name.endswith(".gz") and looks_like_html(data):
-            raise DataError(f"{name}: an HTML page, not gzip data (a server's error page saved as a file?)")
+        if data[:3] == IDX_UBYTE:  # already decompressed (a browser does that), whatever the name says
+            return data
+        if looks_like_html(data):
+            raise DataError(f"{name}: an HTML page, not IDX data (a server's error page saved as a file?)")
         if name.endswith(".gz"):
-            raise DataError(f"{name}: not gzip data (its first bytes are {data[:4].hex() or 'missing: empty file'})")
+            shown = data[:4].hex() or "missing: empty file"
+            raise DataError(f"{name}: neither gzip nor IDX data (its first bytes are {shown})")
         return data
     try:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)

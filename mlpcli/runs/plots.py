@@ -9,6 +9,17 @@ from mlpcli.files.atomic import atomic_open
 from mlpcli.errors import MlpcliError, MissingExtra
 
 
+def _save(plt: Any, fig: Any, out: Path) -> None:
+    """Write the figure as PNG atomically; a folder that is missing or not writable is one line."""
+    try:
+        with atomic_open(out, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=100)
+    except OSError as exc:
+        raise MlpcliError(f"cannot write {out}: {exc.strerror or exc} (does the folder {out.parent} exist?)") from None
+    finally:
+        plt.close(fig)
+
+
 def _pyplot() -> Any:
     try:
         import matplotlib
@@ -36,9 +47,7 @@ def write_curves_png(rows: list[dict[str, Any]], out: Path, title: str = "") -> 
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_open(out, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=100)
-    plt.close(fig)
+    _save(plt, fig, out)
     return out
 
 
@@ -56,9 +65,7 @@ def write_compare_png(runs: list[dict[str, Any]], out: Path) -> Path:
             ax.grid(alpha=0.3)
             ax.legend(fontsize="small")
     fig.tight_layout()
-    with atomic_open(out, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=100)
-    plt.close(fig)
+    _save(plt, fig, out)
     return out
 
 
@@ -77,7 +84,5 @@ def write_templates_png(units: list[dict[str, Any]], out: Path, title: str = "")
         ax.set_title(f"unit {u['unit']}", fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with atomic_open(out, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=100)
-    plt.close(fig)
+    _save(plt, fig, out)
     return out

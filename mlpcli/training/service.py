@@ -97,6 +97,21 @@ def ensure_writable(folder: Path) -> None:
         ) from None
 
 
+def missing_classes(dataset: Dataset, train_rows: np.ndarray, val_rows: np.ndarray) -> list[str]:
+    """One warning per class with no example in the training split: the network can never learn to predict it."""
+    k = len(dataset.classes)
+    in_train = np.bincount(dataset.train_y[train_rows].astype(np.int64), minlength=k)
+    in_val = np.bincount(dataset.train_y[val_rows].astype(np.int64), minlength=k)
+    out = []
+    for c in np.flatnonzero(in_train[:k] == 0):
+        took = f" (the validation split took all {in_val[c]})" if in_val[c] else ""
+        out.append(
+            f"class {dataset.classes[c]} has no training examples{took}: the network will never predict it "
+            "and its recall will be 0"
+        )
+    return out
+
+
 def prepare(cfg: ExperimentConfig, *, offline: bool = False, callbacks: list[Callback] | None = None) -> Prepared:
     """Load and split the data, fit the normalization on the training part, build model and optimizer."""
     dataset = load_dataset(
@@ -118,6 +133,8 @@ def prepare(cfg: ExperimentConfig, *, offline: bool = False, callbacks: list[Cal
         tr, va = validation_split(dataset.train_y, cfg.data.validation, split_rng)
     except ValueError as exc:
         raise MlpcliError(f"data.validation: {exc}") from None
+    for warning in missing_classes(dataset, tr, va):
+        emit(callbacks, Message(warning, "warning"))
     train = Split(dataset.train_x, dataset.train_y, tr)  # the training rows, without copying them
     val = Split(dataset.train_x[va], dataset.train_y[va]) if va.size else None
     normalizer = fit_normalizer(cfg.data.normalize, dataset.train_x, cfg.data.per_pixel, rows=tr)
