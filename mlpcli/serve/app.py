@@ -1,14 +1,21 @@
 """The drawing page's server: the page, the model's facts, and predictions with the activations behind them.
 
 GET  /             the page (HTML, CSS, JavaScript shipped in the package; nothing from the internet)
+GET  /favicon.ico  the page's icon
 GET  /api/model    the checkpoint's name, dataset, architecture, classes, test accuracy
 POST /api/predict  multipart field `image` -> one element of `mlpcli predict --json`, plus the 28x28 the
                    network saw, every hidden layer's activations and the first-layer units that fired most
+
+Every error is {"error": "..."} with a 4xx status (5xx only for a server fault). Limits: uploads
+of MAX_UPLOAD bytes (counted as they arrive), pictures of MAX_UPLOAD_PIXELS (refused before they are
+decoded), MAX_PREDICTIONS decoded at once (others wait up to QUEUE_WAIT seconds, then 503); hosts and
+origins as mlpcli.serve.guard says.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +25,13 @@ from mlpcli.errors import ImageError, MissingExtra, MlpcliError
 from mlpcli.inference.pictures import prepare_image
 from mlpcli.inference.predictor import Predictor
 from mlpcli.lecture.trace import architecture
+from mlpcli.serve.guard import Guard
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 8 * 1024 * 1024  # bytes; a phone photo fits, a mistake does not
-MAX_UPLOAD_PIXELS = 50_000_000  # a 12-megapixel photo fits; a small file that decodes to gigabytes does not
+MAX_UPLOAD_PIXELS = 16_000_000  # a 12-megapixel photo fits; a small file that decodes to gigabytes does not
+MAX_PREDICTIONS = 2  # pictures decoded at once: memory stays bounded under load
+QUEUE_WAIT = 30.0  # seconds an upload may wait for its turn
 TOP_UNITS = 6
 
 
@@ -93,21 +103,37 @@ class Explainer:
         return doc
 
 
-def create_app(path: Path) -> Any:
-    """The FastAPI application serving one checkpoint."""
+def create_app(path: Path, hosts: tuple[str, ...] = (), origins: tuple[str, ...] = ()) -> Any:
+    """The ASGI application serving one checkpoint: FastAPI behind the Guard.
+
+    hosts: names the server answers for besides 127.0.0.1, localhost and ::1 (e.g. its --host);
+    origins: other pages allowed to POST (mlpcli serve --allow-origin; "*" for any).
+    """
     fastapi = _import_fastapi()
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException
 
     explainer = Explainer(path)
+    turns = threading.BoundedSemaphore(MAX_PREDICTIONS)
     app = fastapi.FastAPI(title="mlpcli", docs_url=None, redoc_url=None, openapi_url=None)
 
-    @app.middleware("http")
-    async def cap_size(request: Any, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_UPLOAD + 4096):
-            return JSONResponse({"error": f"the upload is larger than {MAX_UPLOAD // 2**20} MiB"}, status_code=413)
-        return await call_next(request)
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Any, exc: Any) -> Any:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Any, exc: Any) -> Any:
+        first = (exc.errors() or [{}])[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        if where == "image":
+            return JSONResponse({"error": "send the picture as a file in the multipart field 'image'"}, status_code=422)
+        return JSONResponse({"error": f"{where or 'request'}: {first.get('msg', 'invalid')}"}, status_code=422)
+
+    @app.get("/favicon.ico")
+    def favicon() -> Any:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/")
     def page() -> Any:
@@ -125,10 +151,14 @@ def create_app(path: Path) -> Any:
         data = image.file.read(MAX_UPLOAD + 1)
         if len(data) > MAX_UPLOAD:
             return JSONResponse({"error": f"{name}: larger than {MAX_UPLOAD // 2**20} MiB"}, status_code=413)
+        if not turns.acquire(timeout=QUEUE_WAIT):
+            return JSONResponse({"error": "the server is busy; try again in a moment"}, status_code=503)
         try:
             return explainer.predict(data, name)
         except MlpcliError as exc:  # the same one line the CLI prints
             return JSONResponse({"error": str(exc)}, status_code=422)
+        finally:
+            turns.release()
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return app
+    return Guard(app, MAX_UPLOAD + 64 * 1024, hosts, origins)
