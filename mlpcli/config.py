@@ -149,7 +149,7 @@ class EarlyStoppingConfig(StrictModel):
 class TrainConfig(StrictModel):
     """The loop: epochs, batch size, early stopping, float precision."""
 
-    epochs: int = Field(20, ge=1)
+    epochs: int = Field(20, ge=1, le=1_000_000)
     batch_size: int = Field(128, ge=1, le=65536)
     early_stopping: EarlyStoppingConfig | None = None
     dtype: Literal["float32", "float64"] = "float32"

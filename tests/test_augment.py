@@ -21,6 +21,7 @@ from mlpcli.training import service as training
 
 FULL = Distortion(rotate=15, scale=0.15, shear=0.2, shift=2, elastic_alpha=34, elastic_sigma=4)
 SMALL = [
+    "train.threads=1",  # bit-for-bit comparisons: results depend on the BLAS thread count
     "name=a",
     "data.dataset=mnist-sample",
     "data.validation=500",

@@ -156,6 +156,8 @@ def test_kill_9_midway_then_the_same_command_finishes_every_trial_once(tmp_path)
     assert sorted(combos) == sorted((a, lr) for a in ("relu", "tanh") for lr in (0.05, 0.1, 0.2))  # each once
     assert all(t["state"] == "complete" for t in doc["trials"])
     assert "again" in result.stderr  # it said it resumed and re-ran what was running
+    states = {s.status for _, s in list_runs(tmp_path / "runs")}
+    assert "killed" not in states and "superseded" in states  # the killed trial's folder says it was rerun
 
 
 def test_missing_extras_are_one_line(tmp_path, monkeypatch) -> None:
@@ -262,3 +264,68 @@ def test_a_prune_takes_effect_at_the_epoch_it_answers_and_a_full_trial_is_comple
     assert all(wait for _, wait in answers.asked)  # every epoch waited for the driver's answer
     status = json.loads((tmp_path / "t" / "status.json").read_text())
     assert status["status"] == ("pruned" if state == "pruned" else "finished") and status["epochs_done"] == epochs
+
+
+RANDOM = """method: random
+parameters:
+  optimizer.lr: {distribution: log_uniform, min: 0.001, max: 0.3}
+budget: {trials: 3}
+seed: 5
+"""
+
+
+def test_a_rerun_of_a_random_search_continues_it_with_new_points(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    sweep = _sweep_file(tmp_path, RANDOM)
+    assert invoke("sweep", str(sweep), "--json").exit_code == 0
+    doc = json.loads(invoke("sweep", str(sweep), "--trials", "6", "--json").stdout)
+    lrs = [t["params"]["optimizer.lr"] for t in doc["trials"]]
+    assert len(lrs) == 6 and len(set(lrs)) == 6
+
+
+def test_a_stale_journal_lock_left_by_a_crash_does_not_hang_the_next_run(tmp_path) -> None:
+    sweep = _sweep_file(tmp_path, GRID.replace("budget: {parallel: 2}", "budget: {parallel: 1}"))
+    cmd = [sys.executable, "-m", "mlpcli", "sweep", str(sweep), "--json"]
+    assert subprocess.run(cmd, cwd=tmp_path, capture_output=True).returncode == 0
+    folder = tmp_path / "runs" / "sweeps" / "s"
+    (folder / "study.journal.lock").symlink_to(Path("runs/sweeps/s/study.journal"))  # what a crash mid-append leaves
+    again = subprocess.run([*cmd, "--trials", "5"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr  # (the timeout only stops a hang from stalling the suite)
+
+
+def test_an_edited_search_is_refused_under_the_old_study(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    sweep = _sweep_file(tmp_path, GRID.replace("budget: {parallel: 2}", "budget: {parallel: 1}"))
+    assert invoke("sweep", str(sweep), "--json").exit_code == 0
+    edited = sweep.read_text().replace("optimizer.lr: {values: [0.05, 0.1]}", "model.hidden: {values: [[8], [16]]}")
+    sweep.write_text(edited.replace("val_accuracy, goal: maximize", "val_loss, goal: minimize"))
+    result = invoke("sweep", str(sweep))
+    assert result.exit_code == 1 and "another search" in result.stderr and "--out" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "method: grid\nparameters:\n"
+            + "".join(f"  k{i}: {{values: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}}\n" for i in range(9))
+            + "budget: {trials: 2}\n",
+            "1,000,000,000 combinations",
+        ),
+        ("method: random\nparameters:\n  optimizer.lr: {values: [0.1]}\nseed: 1e29\n", "seed"),
+        ("method: random\nparameters:\n  optimizer.lr: {distribution: uniform, min: 0.1, max: .inf}\n", "finite"),
+        ("method: random\nparameters:\n  train.epochs: {distribution: int_uniform, min: 1, max: 1e300}\n", "epochs"),
+    ],
+)
+def test_huge_grids_and_odd_values_are_one_line(tmp_path, monkeypatch, body, message) -> None:
+    import resource
+
+    monkeypatch.chdir(tmp_path)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (4 * 1024**3, hard))  # a grid built in memory fails here, not the machine
+    try:
+        result = invoke("sweep", str(_sweep_file(tmp_path, body)))
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output

@@ -21,6 +21,7 @@ from mlpcli.nn.schedules import learning_rate
 from mlpcli.training import service as training
 
 SMALL = [
+    "train.threads=1",  # bit-for-bit comparisons: results depend on the BLAS thread count
     "name=t",
     "data.dataset=mnist-sample",
     "data.validation=500",

@@ -114,6 +114,13 @@ def sweep(
             for line in exc.problems:
                 err_console.print(f"[bold red]error:[/] {file}: {line}", soft_wrap=True)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt as exc:
+            from mlpcli.errors import Terminated
+
+            err_console.print(
+                "[yellow]interrupted[/]: finished trials are kept; run the same command again to continue the study"
+            )
+            raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
     if json_out:
         print_json(doc)
         return

@@ -26,7 +26,7 @@ from mlpcli.errors import ConfigError, MlpcliError
 from mlpcli.files.atomic import write_text
 from mlpcli.files.locks import FileLock, Locked, is_held
 
-STATES = ("running", "finished", "interrupted", "diverged", "failed", "pruned")
+STATES = ("running", "finished", "interrupted", "diverged", "failed", "pruned", "superseded")
 METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 

@@ -88,13 +88,16 @@ def _import_optuna() -> Any:
     return optuna
 
 
-def _sampler(optuna: Any, spec: SweepSpec) -> Any:
+def _sampler(optuna: Any, spec: SweepSpec, offset: int = 0) -> Any:
+    """The search's sampler; offset (the trials the study already has) makes a rerun of a random or bayes
+    search draw new points instead of the first run's again."""
+    seed = (spec.seed + offset) % 2**32
     if spec.method == "grid":
         space = {k: [encode(v) for v in p.endpoints()] for k, p in spec.parameters.items()}
-        return optuna.samplers.GridSampler(space, seed=spec.seed)
+        return optuna.samplers.GridSampler(space, seed=seed)
     if spec.method == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
-    return optuna.samplers.TPESampler(seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def _pruner(optuna: Any, spec: SweepSpec) -> Any:
@@ -152,7 +155,10 @@ def run_sweep(
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
-        storage = JournalStorage(JournalFileBackend(str(folder / "study.journal")))
+        journal = (folder / "study.journal").resolve()
+        # mlpcli's lock is held: no other process can hold Optuna's, so one left by a crash is stale
+        journal.with_name(journal.name + ".lock").unlink(missing_ok=True)
+        storage = JournalStorage(JournalFileBackend(str(journal)))
         maximize = spec.metric.goal == "maximize"
         study = optuna.create_study(
             study_name=spec.name,
@@ -164,12 +170,21 @@ def run_sweep(
         )
         if "spec" not in study.user_attrs:
             study.set_user_attr("spec", spec.model_dump(mode="json"))
+            study.set_user_attr("search", spec.search())
+        elif study.user_attrs.get("search", spec.search()) != spec.search():
+            raise MlpcliError(
+                f"{folder} holds a study of another search (its method, metric or parameters differ from {path}); "
+                "start a new one with --out NEW_FOLDER or another name, or restore the sweep file"
+            )
+        if study.trials and spec.method != "grid":  # a rerun continues the search (a grid knows what it visited)
+            study.sampler = _sampler(optuna, spec, offset=len(study.trials))
         superseded = set(study.user_attrs.get("superseded", []))
         stale = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
         for t in stale:  # the previous driver died while these ran: record them as superseded, run them again
             _tell(study, t.number, state=optuna.trial.TrialState.FAIL)
             superseded.add(t.number)
             study.enqueue_trial(t.params, skip_if_exists=False)
+            _mark_superseded(t.user_attrs.get("run_dir"))
         study.set_user_attr("superseded", sorted(superseded))
 
         def counted() -> int:
@@ -205,6 +220,21 @@ def run_sweep(
         doc = summary(optuna, study, spec, superseded)
         write_text(folder / "summary.json", json.dumps(doc, indent=2, default=str) + "\n")
         return doc
+
+
+def _mark_superseded(run_dir: str | None) -> None:
+    """A trial that died with its driver: its run folder says superseded (it runs again as a new trial)."""
+    if not run_dir:
+        return
+    run = RunFolder(Path(run_dir))
+    status = run.read_status(live=False)
+    if status is None or status.status != "running" or run.is_locked():
+        return
+    status.status, status.error = "superseded", "its sweep was stopped; the trial ran again with the same parameters"
+    try:
+        run.write_status(status)
+    except OSError:
+        pass
 
 
 def _loop(

@@ -45,6 +45,8 @@ class Parameter(StrictModel):
         if self.distribution is not None:
             if self.min is None or self.max is None or not self.min < self.max:
                 raise ValueError(f"{self.distribution} needs min < max (got min {self.min}, max {self.max})")
+            if not (math.isfinite(self.min) and math.isfinite(self.max)):
+                raise ValueError(f"{self.distribution} needs finite min and max (got min {self.min}, max {self.max})")
             if self.distribution == "log_uniform" and self.min <= 0:
                 raise ValueError(f"log_uniform needs min > 0 (got {self.min})")
         return self
@@ -88,7 +90,7 @@ class SweepSpec(StrictModel):
     parameters: dict[str, Parameter] = Field(min_length=1)
     budget: Budget = Budget()
     early_terminate: EarlyTerminate | None = None
-    seed: int = Field(0, ge=0, description="seed of the search itself (random and bayes samplers)")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of the search itself (random and bayes samplers)")
 
     @model_validator(mode="after")
     def _folder_name(self) -> SweepSpec:
@@ -103,7 +105,16 @@ class SweepSpec(StrictModel):
             for key, p in self.parameters.items():
                 if p.values is None:
                     raise ValueError(f"parameters.{key}: a grid sweep needs values: [...], not a distribution")
+            if self.grid_size() > MAX_GRID:
+                raise ValueError(
+                    f"parameters: the grid has {self.grid_size():,} combinations, more than {MAX_GRID:,}; "
+                    "use method: random (or bayes) with budget: {trials: N} to sample it"
+                )
         return self
+
+    def search(self) -> dict[str, Any]:
+        """What makes a study: method, metric and parameters (a rerun may change the budget, not these)."""
+        return self.model_dump(mode="json", include={"method", "metric", "parameters"})
 
     def grid(self) -> list[dict[str, Any]]:
         """Every combination of the listed values (grid sweeps)."""
