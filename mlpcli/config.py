@@ -8,7 +8,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
-from mlpcli.config_errors import format_validation_error
+from mlpcli.config_errors import problems
 from mlpcli.errors import ConfigError
 from mlpcli.nn.activations import ACTIVATIONS, OUTPUTS
 from mlpcli.nn.losses import COMPATIBLE_OUTPUTS, LOSSES
@@ -161,6 +161,13 @@ class TrainConfig(StrictModel):
         True, description="the fused training step (learning rate folded into the gradients) where it applies"
     )
 
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads_text(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "auto":
+            raise ValueError(f"must be auto or a count from 1 to 256 (got {value!r})")
+        return value
+
     @model_validator(mode="after")
     def _threads(self) -> TrainConfig:
         if isinstance(self.threads, bool) or (isinstance(self.threads, int) and not 1 <= self.threads <= 256):
@@ -249,6 +256,28 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
+SHIPPED = Path(__file__).parent / "configs"  # the example configs, inside the package (configs/ in a clone)
+
+
+def find_config(path: Path | str) -> Path:
+    """A config path as given when it exists; else a shipped config by its bare name ("mnist",
+    "papers/simard03-800-elastic", "sweeps/lecture-activations", "toy"), with or without .yaml."""
+    path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    name = path.as_posix().removeprefix("configs/")
+    for candidate in (name, f"{name}.yaml", f"sweeps/{name}", f"sweeps/{name}.yaml"):
+        shipped = SHIPPED / candidate
+        if shipped.is_file():
+            return shipped
+    return path
+
+
+def shipped_configs() -> list[Path]:
+    """Every config shipped with mlpcli, relative to the shipped folder, sorted."""
+    return sorted(p.relative_to(SHIPPED) for p in SHIPPED.rglob("*.yaml"))
+
+
 MAX_CONFIG_BYTES = 1024 * 1024  # a config or sweep file is a few hundred bytes; a network file a few KiB
 
 
@@ -288,18 +317,37 @@ def config_from_dict(raw: Any, source: str, overrides: list[str] | None = None) 
             raise ConfigError(f"{source}: the config is empty; see 'mlpcli config show' for every key")
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a config must be a mapping of keys to values, not a {type(raw).__name__}")
+    if set(raw) == {"network"}:
+        raise ConfigError(
+            f"{source} is a network file (every weight written out), not an experiment config: "
+            f"mlpcli trace -c {source} --input ... and mlpcli inspect {source} take it; train, config show and "
+            "gradcheck take an experiment config (mlpcli config list)"
+        )
     raw = apply_overrides(raw, overrides or [])
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {format_validation_error(exc, ExperimentConfig)}") from None
+        raise ConfigError(_blame(exc, source, overrides or [])) from None
+
+
+def _blame(exc: ValidationError, source: str, overrides: list[str]) -> str:
+    """The problems, each said against what set the value: the command line's override, else the file."""
+    given = {".".join(parse_override(o)[0]): o.strip() for o in overrides}
+    lines = []
+    for path, message in problems(exc, ExperimentConfig):
+        override = next((o for key, o in given.items() if path == key or path.startswith(key + ".")), None)
+        if override is None and "." in path and path.rsplit(".", 1)[0] in given:
+            override = given[path.rsplit(".", 1)[0]]
+        lines.append(f"the command line's {override}: {message}" if override else f"{source}: {message}")
+    return "; ".join(lines)
 
 
 def load_config(path: Path | str | None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load, override and validate an experiment config; path None gives the defaults."""
+    """Load, override and validate an experiment config (a path or a shipped config's bare name, see
+    find_config); path None gives the defaults."""
     if path is None:
         return config_from_dict({}, "defaults", overrides or ["name=mnist"])
-    path = Path(path)
+    path = find_config(path)
     return config_from_dict(read_yaml(path), str(path), overrides)
 
 

@@ -24,6 +24,26 @@ def _fields_at(loc: tuple[Any, ...], root: type[BaseModel]) -> list[str]:
     return list(getattr(model, "model_fields", {}))
 
 
+def _all_keys(model: Any, prefix: str = "") -> list[str]:
+    """Every dotted key of a model, sections included ("train", "train.epochs", ...)."""
+    keys = []
+    for name, field in getattr(model, "model_fields", {}).items():
+        path = f"{prefix}{name}"
+        keys.append(path)
+        for candidate in getattr(field.annotation, "__args__", (field.annotation,)):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                keys.extend(_all_keys(candidate, path + "."))
+    return keys
+
+
+def error_path(error: dict[str, Any]) -> str:
+    """The dotted field a pydantic error is about."""
+    loc = tuple(
+        p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "int", "float", "literal[")))
+    )
+    return ".".join(str(p) for p in loc)
+
+
 def _describe(error: dict[str, Any], root: type[BaseModel]) -> str:
     """One pydantic error as 'path: message (got value)'."""
     loc = tuple(
@@ -34,7 +54,13 @@ def _describe(error: dict[str, Any], root: type[BaseModel]) -> str:
     got = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
     if kind == "extra_forbidden":
         close = difflib.get_close_matches(str(loc[-1]), _fields_at(loc, root), n=1)
-        hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(_fields_at(loc, root))}"
+        elsewhere = [k for k in _all_keys(root) if k.rsplit(".", 1)[-1] == str(loc[-1]) and k != path]
+        if close:
+            hint = f"; did you mean {close[0]}?"
+        elif elsewhere:  # the right name in another section: `epochs` for train.epochs
+            hint = f"; did you mean {' or '.join(elsewhere)}?"
+        else:
+            hint = f"; known keys: {', '.join(_fields_at(loc, root))}"
         return f"{path}: unknown key{hint}"
     if kind == "missing":
         return f"{path}: is required"
@@ -55,3 +81,11 @@ def _describe(error: dict[str, Any], root: type[BaseModel]) -> str:
 def format_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
     """All problems of a ValidationError on one line, each naming its field (root: the model validated)."""
     return "; ".join(dict.fromkeys(_describe(e, root) for e in exc.errors()))
+
+
+def problems(exc: ValidationError, root: type[BaseModel]) -> list[tuple[str, str]]:
+    """Each problem as (dotted field, one-line message), in order, without repeats."""
+    seen: dict[str, str] = {}
+    for e in exc.errors():
+        seen.setdefault(error_path(e), _describe(e, root))  # a union's other branches add nothing a user needs
+    return list(seen.items())

@@ -183,7 +183,8 @@ def test_predict_files_folders_json_and_errors(trained, tmp_path) -> None:
     (tmp_path / "pics" / "broken.png").write_bytes(b"text")
     result = invoke("predict", str(tmp_path / "pics"), str(tmp_path / "missing.png"), "-c", str(trained), "--json")
     assert result.exit_code == 1
-    assert len(json.loads(result.stdout)) == 4
+    doc = json.loads(result.stdout)  # every input, in order: 4 predictions and the 2 failures with their errors
+    assert len(doc) == 6 and sum("error" in d for d in doc) == 2 and doc[-1]["file"].endswith("missing.png")
     assert "broken.png: not an image" in result.stderr and "missing.png: no such file" in result.stderr
 
 

@@ -159,7 +159,10 @@ def test_runs_lists_newest_first_in_text_and_json(tmp_path, monkeypatch) -> None
     assert rows[0]["status"] == "finished" and rows[0]["epochs_done"] == 2 and 0.3 < rows[0]["test_accuracy"] <= 1
     text = invoke("runs").stdout
     assert "finished" in text and "runs/b/1" in text and text.index("runs/b/1") < text.index("runs/a/1")
-    assert "no runs under" in invoke("runs", str(tmp_path / "nothing")).stdout
+    missing = invoke("runs", str(tmp_path / "nothing"))  # a folder that does not exist is a mistake, said so
+    assert missing.exit_code == 1 and "nothing: no such folder" in missing.stderr
+    (tmp_path / "empty").mkdir()
+    assert "no runs under" in invoke("runs", str(tmp_path / "empty")).stdout
 
 
 def test_a_damaged_status_file_does_not_break_runs(tmp_path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -55,6 +55,41 @@ def _register() -> None:
 _register()
 
 
+class _ClosedPipeEndsQuietly:
+    """stdout that ends the program with exit code 0 when its reader went away (`mlpcli ... | head`)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _closed(self) -> None:
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())  # nothing more to say to anyone
+        except OSError:
+            pass
+        raise SystemExit(0)
+
+    def write(self, data: str) -> int:
+        try:
+            return self._stream.write(data)
+        except BrokenPipeError:
+            self._closed()
+            return 0
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._closed()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     """Console-script entry point."""
+    import sys
+
+    sys.stdout = _ClosedPipeEndsQuietly(sys.stdout)  # type: ignore[assignment]
     app(prog_name="mlpcli")  # also under python -m mlpcli: one name for help and shell completion

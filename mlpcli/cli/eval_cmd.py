@@ -177,17 +177,23 @@ def predict(
 
             raise ImageError("no images found in " + ", ".join(map(str, images)))
         preds, failures = predictor.predict_pictures(paths, raw)
-    for _, message in failures:
-        err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    for p in preds:
-        if p.warning:
-            warn(f"{p.file}: {p.warning}")
+    # every input in the order given: its prediction, or its error
+    found = {p.file: p for p in preds} | {str(path): message for path, message in failures}
+    ordered = [(str(path), found[str(path)]) for path in paths if str(path) in found]
     if json_out:
-        print_json([p.element() for p in preds])
+        for _, item in ordered:
+            if isinstance(item, str):
+                err_console.print(f"[bold red]error:[/] {item}", soft_wrap=True)
+        print_json([{"file": f, "error": item} if isinstance(item, str) else item.element() for f, item in ordered])
     else:
         show = console.is_terminal if show is None else show
         k = min(top_k, len(predictor.classes))
-        for p in preds:
+        for _, p in ordered:
+            if isinstance(p, str):
+                err_console.print(f"[bold red]error:[/] {p}", soft_wrap=True)
+                continue
+            if p.warning:
+                warn(f"{p.file}: {p.warning}")
             label = p.label if p.label == str(p.prediction) else f"{p.prediction} ({p.label})"
             sure = "" if p.confidence >= LOW_CONFIDENCE else "  [yellow]low confidence: the network is unsure[/]"
             console.print(f"[bold]{p.file}[/]: [bold cyan]{label}[/] ({p.confidence:.1%}){sure}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,9 @@ from rich.text import Text
 
 from mlpcli.errors import MlpcliError
 
-console = Console(highlight=False, soft_wrap=True)
+# Not a terminal and no COLUMNS: a file or a pipe, where nothing is cut to 80 columns (tables keep full names).
+PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 240
+console = Console(highlight=False, soft_wrap=True, width=PIPE_WIDTH)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -80,8 +83,8 @@ def digit_text(image: Any, color: bool = True) -> Text:
 
 
 def digit_block(image: Any) -> Text:
-    """digit_text in color on a color terminal, plain blocks otherwise."""
-    return digit_text(image, color=console.color_system is not None)
+    """digit_text in gray levels on a color terminal; plain blocks under NO_COLOR and in pipes."""
+    return digit_text(image, color=console.color_system is not None and not console.no_color)
 
 
 def digit_grid(items: list[tuple[Any, str]], per_row: int = 3) -> None:

@@ -16,6 +16,8 @@ STATUS_STYLE = {
     "diverged": "red",
     "failed": "red",
     "killed": "red",
+    "pruned": "yellow",
+    "superseded": "dim",
 }
 
 
@@ -24,43 +26,62 @@ def _pct(v: float | None) -> str:
 
 
 def runs(
-    root: Annotated[Path, typer.Argument(help="Folder to look in (any depth).")] = Path("runs"),
+    root: Annotated[Path | None, typer.Argument(help="Folder to look in, any depth (default ./runs).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """Every run under ROOT, newest first: status, epochs, best validation and test accuracy, training time."""
     from rich.table import Table
+    from rich.text import Text
 
+    from mlpcli.errors import MlpcliError
     from mlpcli.runs.folder import list_runs
 
     with user_errors():
+        if root is not None and not root.is_dir():
+            raise MlpcliError(f"{root}: no such folder" if not root.exists() else f"{root}: not a folder")
+        root = root or Path("runs")
         found = list_runs(root)
     if json_out:
         print_json([s.row(run.path) for run, s in found])
         return
     if not found:
-        console.print(f"no runs under {root} (train one: mlpcli train --config configs/quickstart.yaml)")
+        console.print(f"no runs under {root} yet (train one: mlpcli train --config quickstart)")
         return
-    table = Table(show_edge=False)
-    for col in ("name", "folder", "started", "status", "epochs", "best val acc", "test acc", "train time"):
-        table.add_column(
-            col, justify="right" if col in ("epochs", "best val acc", "test acc", "train time") else "left"
-        )
+    rows = []
     for run, r in found:
         style = STATUS_STYLE.get(r.status, "")
-        epochs = f"{r.epochs_done if r.epochs_done is not None else '?'}/{r.epochs_planned or '?'}"
-        seconds = "" if r.train_seconds is None else f"{r.train_seconds:.1f} s"
         label = r.name or run.path.parent.name
-        name = label if r.sweep is None else f"{label} [dim]({r.sweep})[/]"
-        table.add_row(
-            name,
-            str(run.path),
-            (r.started or "").replace("T", " ").removesuffix("+00:00"),
-            f"[{style}]{r.status}[/]" if style else r.status,
-            epochs,
-            _pct(r.best_val_accuracy),
-            _pct(r.test_accuracy),
-            seconds,
+        rows.append(
+            {
+                "name": label if r.sweep is None else f"{label} [dim]({r.sweep})[/]",
+                "folder": str(run.path),
+                "started": (r.started or "")[5:16].replace("T", " "),
+                "status": f"[{style}]{r.status}[/]" if style else r.status,
+                "epochs": f"{r.epochs_done if r.epochs_done is not None else '?'}/{r.epochs_planned or '?'}",
+                "val acc": _pct(r.best_val_accuracy),
+                "test acc": _pct(r.test_accuracy),
+                "time": "" if r.train_seconds is None else f"{r.train_seconds:.0f} s",
+            }
         )
+    columns = list(rows[0])
+    plain = [{k: Text.from_markup(v).plain for k, v in row.items()} for row in rows]
+
+    def width(cols: list[str]) -> int:
+        return sum(max(len(c), *(len(p[c]) for p in plain)) + 3 for c in cols)
+
+    for optional in ("started", "time", "val acc"):  # the folder, what a user copies, is never cut: drop these
+        if width(columns) > console.width:
+            columns.remove(optional)
+    table = Table(show_edge=False)
+    for col in columns:
+        table.add_column(
+            col,
+            justify="right" if col in ("epochs", "val acc", "test acc", "time") else "left",
+            no_wrap=col == "folder",
+            overflow="fold",
+        )
+    for row in rows:
+        table.add_row(*(row[c] for c in columns))
     console.print(table)
 
 

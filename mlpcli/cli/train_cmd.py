@@ -18,10 +18,18 @@ from mlpcli.cli.render import (
     user_errors,
 )
 
-config_app = typer.Typer(help="Show a resolved config, or the config's JSON Schema.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="The shipped configs, a resolved config, or the config's JSON Schema.", no_args_is_help=True
+)
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Experiment YAML file.", autocompletion=complete.configs)
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Experiment YAML file, or a shipped config's name (mnist, quickstart, ...: mlpcli config list).",
+        autocompletion=complete.configs,
+    ),
 ]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: --set optimizer.lr=0.1 (repeatable).")]
 
@@ -68,7 +76,11 @@ def _load_train_config(config: Path | None, resume: Path | None, overrides: list
             note(plan.note)
         return plan.config, plan
     if config is None:
-        note("no --config given: training the built-in defaults (see 'mlpcli config show')")
+        note(
+            "no --config given: training the built-in defaults, a 784-256-128-10 ReLU network on full MNIST "
+            "(downloaded once, about 11 MB) for 20 epochs; 'mlpcli config list' shows the shipped configs "
+            "(quickstart trains offline in seconds)"
+        )
     return load_config(config, overrides), None
 
 
@@ -211,12 +223,13 @@ def _summary(result: Any, json_out: bool, quiet: bool) -> None:
 @config_app.command("show")
 def config_show(
     config: Annotated[
-        Path | None, typer.Argument(help="Experiment YAML file (default: the built-in defaults).")
+        Path | None,
+        typer.Argument(help="Experiment YAML file or a shipped config's name (default: the built-in defaults)."),
     ] = None,
     set_: SetOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Print the resolved config with every default filled in."""
+    """Print the resolved config with every default filled in (mlpcli config show mnist > my.yaml starts your own)."""
     from mlpcli.config import dump_config, load_config
 
     with user_errors():
@@ -225,6 +238,30 @@ def config_show(
             print_json(cfg.model_dump(mode="json"))
         else:
             typer.echo(dump_config(cfg), nl=False)
+
+
+@config_app.command("list")
+def config_list(json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """The configs shipped with mlpcli: give a name to --config, or copy one with config show NAME > my.yaml."""
+    from mlpcli.config import SHIPPED, shipped_configs
+
+    rows = []
+    for rel in shipped_configs():
+        lines = (SHIPPED / rel).read_text(encoding="utf-8").splitlines()
+        about = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("#") and len(ln) > 2), "")
+        rows.append({"name": rel.with_suffix("").as_posix(), "about": about, "path": str(SHIPPED / rel)})
+    if json_out:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    table.add_column("name", no_wrap=True)
+    table.add_column("about", overflow="fold")
+    for row in rows:
+        table.add_row(row["name"], row["about"])
+    console.print(table)
+    console.print(f"(in {SHIPPED})", style="dim")
 
 
 @config_app.command("schema")

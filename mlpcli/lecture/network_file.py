@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError, model_validator
 
-from mlpcli.config import ActivationName, LossName, OutputName, StrictModel, read_yaml
+from mlpcli.config import ActivationName, LossName, OutputName, StrictModel, find_config, read_yaml
 from mlpcli.config_errors import format_validation_error
 from mlpcli.errors import ConfigError
 from mlpcli.nn.losses import COMPATIBLE_OUTPUTS
@@ -55,7 +55,7 @@ class NetworkSpec(StrictModel):
 
 def load_network(path: Path | str) -> NetworkSpec:
     """Load a file whose top-level key is `network:` (explicit weights); ConfigError on any problem."""
-    path = Path(path)
+    path = find_config(path)
     raw = read_yaml(path)
     if not isinstance(raw, dict) or "network" not in raw:
         raise ConfigError(f"{path}: not a network file (expected a top-level 'network:' with explicit layers)")

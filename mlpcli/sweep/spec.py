@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from mlpcli.config import StrictModel, config_from_dict, folder_name_problem, read_yaml
+from mlpcli.config import StrictModel, config_from_dict, find_config, folder_name_problem, read_yaml
 from mlpcli.config_errors import format_validation_error
 from mlpcli.errors import ConfigError
 
@@ -133,7 +133,9 @@ class SweepSpec(StrictModel):
 
 
 def load_sweep(path: Path) -> tuple[SweepSpec, dict[str, Any], Path]:
-    """(spec, the base config as a raw mapping, the base's path) from a sweep file; ConfigError naming the key."""
+    """(spec, the base config as a raw mapping, the base's path) from a sweep file (or a shipped sweep's bare
+    name); ConfigError naming the key."""
+    path = find_config(path)
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a sweep file must be a mapping (name, base, method, metric, parameters, budget)")
