@@ -18,9 +18,18 @@ def _fmt(values: Any, digits: int = 8) -> str:
     return f"{values:.{digits}f}".rstrip("0").rstrip(".") if values != int(values) else f"{int(values)}"
 
 
+def _resolve(path: Path) -> Path:
+    """A run folder means its checkpoint; a shipped config's bare name (toy, mnist) its file."""
+    from mlpcli.config import find_config
+    from mlpcli.runs.folder import checkpoint_in
+
+    return checkpoint_in(path) if path.is_dir() else find_config(path)
+
+
 def inspect(
     path: Annotated[
-        Path, typer.Argument(help="An experiment config, a network file (configs/toy.yaml) or a checkpoint.")
+        Path,
+        typer.Argument(help="An experiment config, a network file (toy), a checkpoint or a run folder."),
     ],
     json_out: JsonOpt = False,
     weights: Annotated[
@@ -37,6 +46,7 @@ def inspect(
     from mlpcli.lecture.network_file import is_network_file, load_network
     from mlpcli.lecture.trace import architecture, weight_stats
 
+    path = _resolve(path)
     if weights or png is not None:
         _inspect_weights(path, count, png, json_out)
         return

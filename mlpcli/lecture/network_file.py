@@ -70,5 +70,5 @@ def load_network(path: Path | str) -> NetworkSpec:
 
 def is_network_file(path: Path | str) -> bool:
     """True when a YAML file describes an explicit network rather than an experiment."""
-    raw = read_yaml(Path(path))
+    raw = read_yaml(find_config(path))
     return isinstance(raw, dict) and "network" in raw
