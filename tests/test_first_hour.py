@@ -105,3 +105,19 @@ def test_install_hints_name_the_extra_as_it_is_installed_here(tmp_path, monkeypa
     assert install_hint("plot") == "pip install 'mlpcli[plot]'"
     monkeypatch.chdir(REPO)  # inside the clone, the path form
     assert install_hint("plot") == "pip install '.[plot]'"
+
+
+def test_a_failed_json_command_still_prints_one_json_document(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for args in (["train", "-c", "nonexistent", "--json"], ["eval", "nothing.npz", "--json"], ["runs", "x", "--json"]):
+        result = invoke(*args)
+        assert result.exit_code == 1 and set(json.loads(result.stdout)) == {"error"}, args
+
+
+def test_compare_tells_two_sweeps_trials_apart() -> None:
+    from mlpcli.cli.runs_cmd import _labels
+
+    assert _labels([Path("runs/sweeps/a/trials/000"), Path("runs/sweeps/b/trials/000")]) == [
+        "a/trials/000",
+        "b/trials/000",
+    ]

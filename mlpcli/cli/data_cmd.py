@@ -79,7 +79,7 @@ def fetch(
     """Download a dataset into the cache (MLPCLI_MIRROR first), verifying every file's SHA-256."""
     from mlpcli.data.download import fetch as fetch_files
 
-    with user_errors():
+    with user_errors(json_out):
         spec = _spec(dataset)
         with download_progress(not json_out) as callbacks:
             paths = fetch_files(spec, offline=offline, callbacks=callbacks)
@@ -142,7 +142,7 @@ def verify(
     from mlpcli.data.sources import DATASETS
     from mlpcli.errors import DataError
 
-    with user_errors():
+    with user_errors(json_out):
         names = [dataset] if dataset else list(DATASETS)
         rows = [r for name in names for r in _status_rows(name)]
         if json_out:
@@ -165,7 +165,7 @@ def where(json_out: Annotated[bool, typer.Option("--json", help="Print as JSON."
     from mlpcli.data.download import mirrors_for
     from mlpcli.data.sources import DATASETS, SAMPLE_DIR
 
-    with user_errors():
+    with user_errors(json_out):
         rows = [r for name in DATASETS for r in _status_rows(name)]
         if json_out:
             print_json({"cache": str(cache_root()), "sample": str(SAMPLE_DIR), "files": rows})

@@ -45,7 +45,7 @@ def eval_command(
 
     if split not in ("test", "train"):
         raise typer.BadParameter("must be test or train", param_hint="--split")
-    with user_errors():
+    with user_errors(json_out):
         path = resolve_checkpoint(checkpoint)
         with download_progress(not json_out) as callbacks:
             ev = evaluate_checkpoint(path, dataset, data_dir, split, offline, callbacks)
@@ -112,7 +112,7 @@ def _render_eval(ev: Any, per_class: list[dict[str, Any]], n_errors: int) -> Non
                 for m in wrong
             ]
         )
-    console.print(f"{r.n / max(r.seconds, 1e-9):,.0f} images/s")
+    console.print(f"evaluated in {r.seconds:.2f} s ({r.n / max(r.seconds, 1e-9):,.0f} images/s)", style="dim")
 
 
 def _confusion_table(cm: Any) -> Any:
@@ -169,7 +169,7 @@ def predict(
     if csv_inputs or submission is not None:
         _predict_csv(images, checkpoint, submission, json_out)
         return
-    with user_errors():
+    with user_errors(json_out):
         predictor = Predictor.load(resolve_checkpoint(checkpoint))
         paths = expand_inputs(images)
         if not paths:
@@ -210,7 +210,7 @@ def _predict_csv(inputs: list[Path], checkpoint: Path | None, submission: Path |
     from mlpcli.errors import MlpcliError
     from mlpcli.inference.predictor import Predictor
 
-    with user_errors():
+    with user_errors(json_out):
         if len(inputs) != 1 or inputs[0].suffix.lower() != ".csv":
             raise MlpcliError("a CSV input is predicted alone: give one .csv file (--submission needs one)")
         predictor = Predictor.load(resolve_checkpoint(checkpoint))

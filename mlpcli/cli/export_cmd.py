@@ -37,7 +37,7 @@ def export(
     from mlpcli.files import checkpoint as ckpt_mod
     from mlpcli.inference.export import exporter_for
 
-    with user_errors():
+    with user_errors(json_out):
         path = resolve_checkpoint(checkpoint)
         exporter = exporter_for(fmt, out)
         ckpt = ckpt_mod.load(path)

@@ -50,7 +50,7 @@ def inspect(
     if weights or png is not None:
         _inspect_weights(path, count, png, json_out)
         return
-    with user_errors():
+    with user_errors(json_out):
         doc: dict[str, Any] = {"path": str(path)}
         if path.suffix == ".npz":
             ckpt = checkpoint.load(path)
@@ -125,7 +125,7 @@ def gradcheck(
     from mlpcli.errors import MlpcliError
     from mlpcli.lecture.trace import GRADCHECK_TOLERANCE, gradcheck_all, gradcheck_config
 
-    with user_errors():
+    with user_errors(json_out):
         if config is not None:
             cfg = load_config(config)
             rows = [
@@ -207,7 +207,7 @@ def trace(
         raise typer.BadParameter("needs --config and --input (or --graph)", param_hint="--config/--input")
     x = _numbers(input_, "--input")
     t = _numbers(target, "--target") if target is not None else None
-    with user_errors():
+    with user_errors(json_out):
         spec = load_network(config)
         try:
             doc = trace_network(spec, x, t, lr)
@@ -263,7 +263,7 @@ def _inspect_weights(path: Path, count: int, png: Path | None, json_out: bool) -
     from mlpcli.lecture.network_file import is_network_file, load_network
     from mlpcli.lecture.trace import network_model, weight_templates
 
-    with user_errors():
+    with user_errors(json_out):
         if path.suffix == ".npz":
             ckpt = checkpoint.load(path)
             params, classes = ckpt.params, ckpt.classes

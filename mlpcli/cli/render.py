@@ -27,12 +27,15 @@ SPARKS = "▁▂▃▄▅▆▇█"
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn MlpcliError into one red line on stderr and exit code 1; Ctrl-C into exit code 130."""
+def user_errors(json_out: bool = False) -> Iterator[None]:
+    """Turn MlpcliError into one red line on stderr and exit code 1 (with json_out also {"error": ...} on
+    stdout, so a --json caller always gets one document); Ctrl-C into exit code 130."""
     try:
         yield
     except MlpcliError as exc:
         err_console.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
+        if json_out:
+            print_json({"error": str(exc)})
         raise typer.Exit(1) from None
     except KeyboardInterrupt as exc:
         from mlpcli.errors import Terminated

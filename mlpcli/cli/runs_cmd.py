@@ -36,7 +36,7 @@ def runs(
     from mlpcli.errors import MlpcliError
     from mlpcli.runs.folder import list_runs
 
-    with user_errors():
+    with user_errors(json_out):
         if root is not None and not root.is_dir():
             raise MlpcliError(f"{root}: no such folder" if not root.exists() else f"{root}: not a folder")
         root = root or Path("runs")
@@ -93,7 +93,7 @@ def compare(
     """The config keys that differ, final and best metrics side by side, and the learning curves overlaid."""
     from mlpcli.runs.compare import compare as compare_runs
 
-    with user_errors():
+    with user_errors(json_out):
         doc = compare_runs(run_dirs)
         if png is not None:
             from mlpcli.runs.plots import write_compare_png
@@ -107,10 +107,19 @@ def compare(
         console.print(f"wrote {png}")
 
 
+def _labels(folders: list[Path]) -> list[str]:
+    """The shortest tail of each folder's path that tells the runs apart (trials/000 of two sweeps: s1/.../000)."""
+    for depth in range(1, max(len(f.parts) for f in folders) + 1):
+        tails = ["/".join(f.parts[-depth:]) for f in folders]
+        if len(set(tails)) == len(tails):
+            return tails
+    return [str(f) for f in folders]
+
+
 def _render(doc: dict[str, Any]) -> None:
     from rich.table import Table
 
-    labels = [Path(r["folder"]).name for r in doc["runs"]]
+    labels = _labels([Path(r["folder"]) for r in doc["runs"]])
     diff = Table(title="config keys that differ", title_justify="left", show_edge=False)
     diff.add_column("key")
     for label in labels:

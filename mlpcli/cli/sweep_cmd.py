@@ -95,7 +95,7 @@ def sweep(
     metric = "value"
     live = console.is_terminal and not json_out
     table = SweepTable(metric, live)
-    with user_errors():
+    with user_errors(json_out):
         try:
             display = Live(table.table(), console=console, refresh_per_second=4) if live else nullcontext()
             with display:

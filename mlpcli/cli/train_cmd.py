@@ -128,7 +128,7 @@ def train(
     from mlpcli.cli.train_render import TrainRenderer
 
     renderer = TrainRenderer(live=console.is_terminal and not quiet, quiet=quiet)
-    with user_errors(), terminate_as_interrupt():
+    with user_errors(json_out), terminate_as_interrupt():
         cfg, plan = _load_train_config(config, resume, overrides)
         run, lock = _claim(cfg.name, out, plan.run_in if plan else None, overwrite)
         run_dir = run.path
@@ -232,7 +232,7 @@ def config_show(
     """Print the resolved config with every default filled in (mlpcli config show mnist > my.yaml starts your own)."""
     from mlpcli.config import dump_config, load_config
 
-    with user_errors():
+    with user_errors(json_out):
         cfg = load_config(config, list(set_ or []))
         if json_out:
             print_json(cfg.model_dump(mode="json"))
