@@ -1,3 +1,19 @@
 """mlpcli: multi-layer perceptrons on MNIST-style digits, from scratch in NumPy."""
 
 __version__ = "0.1.0"
+
+__all__ = ["MlpcliError", "evaluate", "load", "train"]
+
+
+def __getattr__(name: str) -> object:
+    """The Python API (mlpcli.train, mlpcli.load, mlpcli.evaluate, mlpcli.MlpcliError), imported when first used
+    so that `mlpcli --help` stays fast."""
+    if name in ("train", "load", "evaluate", "RunResult", "Model"):
+        from mlpcli import api
+
+        return getattr(api, name)
+    if name == "MlpcliError":
+        from mlpcli.errors import MlpcliError
+
+        return MlpcliError
+    raise AttributeError(f"module 'mlpcli' has no attribute {name!r}")

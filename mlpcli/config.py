@@ -30,6 +30,7 @@ LossName = Literal[tuple(LOSSES)]  # type: ignore[valid-type]
 InitName = Literal[tuple(INITS)]  # type: ignore[valid-type]
 OptimizerName = Literal[tuple(OPTIMIZERS)]  # type: ignore[valid-type]
 ScheduleName = Literal[tuple(SCHEDULES)]  # type: ignore[valid-type]
+TrackerName = Literal["tensorboard", "mlflow"]  # mlpcli.training.tracking.TRACKERS (a test holds them equal)
 
 
 class StrictModel(BaseModel):
@@ -160,6 +161,11 @@ class TrainConfig(StrictModel):
     fused: bool = Field(
         True, description="the fused training step (learning rate folded into the gradients) where it applies"
     )
+    track: list[TrackerName] = Field(
+        default_factory=list, description="also log to: tensorboard (event files in RUN/tensorboard), mlflow"
+    )
+    histograms_every: int = Field(5, ge=1, description="tensorboard: weight and gradient histograms every N epochs")
+    mlflow_uri: str | None = Field(None, description="mlflow: tracking URI (else MLFLOW_TRACKING_URI, else ./mlruns)")
 
     @field_validator("threads", mode="before")
     @classmethod

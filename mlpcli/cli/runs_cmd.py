@@ -28,6 +28,9 @@ def _pct(v: float | None) -> str:
 def runs(
     root: Annotated[Path | None, typer.Argument(help="Folder to look in, any depth (default ./runs).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    csv_out: Annotated[
+        bool, typer.Option("--csv", help="Print CSV (the --json keys as columns), for spreadsheets.")
+    ] = False,
 ) -> None:
     """Every run under ROOT, newest first: status, epochs, best validation and test accuracy, training time."""
     from rich.table import Table
@@ -43,6 +46,17 @@ def runs(
         found = list_runs(root)
     if json_out:
         print_json([s.row(run.path) for run, s in found])
+        return
+    if csv_out:
+        import csv
+        import sys
+
+        rows = [s.row(run.path) for run, s in found]
+        writer = csv.DictWriter(
+            sys.stdout, fieldnames=list(rows[0]) if rows else ["name", "folder"], lineterminator="\n"
+        )
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
         return
     if not found:
         console.print(f"no runs under {root} yet (train one: mlpcli train --config quickstart)")

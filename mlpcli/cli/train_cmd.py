@@ -107,6 +107,10 @@ def train(
     diagnostics: Annotated[
         bool, typer.Option("--diagnostics", help="Dead/saturated units and gradient norms.")
     ] = False,
+    track: Annotated[
+        list[str] | None,
+        typer.Option("--track", help="Also log to tensorboard or mlflow (repeatable; adds to train.track)."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document with the results.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the final summary.")] = False,
 ) -> None:
@@ -122,6 +126,8 @@ def train(
         overrides.append(f"seed={seed}")
     if diagnostics:
         overrides.append("train.diagnostics=true")
+    if track:
+        overrides.append(f"train.track=[{', '.join(track)}]")
     if threads is not None:
         overrides.append(f"train.threads={threads}")
     quiet = quiet or json_out

@@ -192,6 +192,10 @@ def run_sweep(
                 1 for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.number not in superseded
             )
 
+        if "mlflow" in (base.get("train") or {}).get("track", []) and "mlflow_parent" not in study.user_attrs:
+            parent = _mlflow_parent(spec, base, callbacks)  # the sweep as a parent run, each trial nested under it
+            if parent:
+                study.set_user_attr("mlflow_parent", parent)
         threads = max(1, usable_cores() // parallel) if local else 1
         runner = make_executor(executor, address, parallel, threads)
         emit(
@@ -220,6 +224,22 @@ def run_sweep(
         doc = summary(optuna, study, spec, superseded)
         write_text(folder / "summary.json", json.dumps(doc, indent=2, default=str) + "\n")
         return doc
+
+
+def _mlflow_parent(spec: SweepSpec, base: dict[str, Any], callbacks: list[Callback] | None) -> str | None:
+    """An MLflow parent run for the sweep; None (and one warning) when MLflow cannot be reached."""
+    try:
+        from mlpcli.training.tracking.mlflow import client, experiment_id
+
+        mlflow = client((base.get("train") or {}).get("mlflow_uri"))
+        name = str(base.get("name") or "mlpcli")
+        run = mlflow.create_run(
+            experiment_id(mlflow, name), run_name=f"sweep {spec.name}", tags={"mlpcli.sweep": spec.name}
+        )
+        return str(run.info.run_id)
+    except Exception as exc:  # tracking never costs a sweep
+        emit(callbacks, Message(f"mlflow tracking is off for this sweep: {str(exc).splitlines()[0][:300]}", "warning"))
+        return None
 
 
 def _mark_superseded(run_dir: str | None) -> None:
@@ -256,6 +276,7 @@ def _loop(
     running: dict[Any, tuple[Any, Path]] = {}
     by_number: dict[int, Any] = {}
     pruning = spec.early_terminate is not None
+    labels = {"mlflow_parent": study.user_attrs["mlflow_parent"]} if study.user_attrs.get("mlflow_parent") else {}
     while True:
         while len(running) < parallel and counted() + len(running) < n_trials:
             trial = study.ask()
@@ -281,6 +302,7 @@ def _loop(
                 maximize,
                 None if runner.needs_files else str(run_dir),
                 offline,
+                labels=labels,
                 pruning=pruning,
             )
             running[runner.submit(job)] = (trial, run_dir)

@@ -77,7 +77,9 @@ def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> dict[str, An
         cfg = config_from_dict(spec.config, f"trial {spec.number}", spec.overrides)
         planned.append(cfg.train.epochs)
         prepared = training.prepare(cfg, offline=spec.offline)
-        training.run(prepared, folder, callbacks=[on_event], labels={"sweep": spec.sweep, "trial": spec.number})
+        training.run(
+            prepared, folder, callbacks=[on_event], labels={**spec.labels, "sweep": spec.sweep, "trial": spec.number}
+        )
         result["state"] = "complete"
     except training.Stopped as exc:
         result.update(state="pruned", reason=str(exc))

@@ -31,6 +31,7 @@ from mlpcli.runs.folder import RunFolder, RunStatus, chance_accuracy, now_iso
 from mlpcli.training.loop import LoopSettings, LoopState, fit, step_path
 from mlpcli.training.snapshot import restore, save
 from mlpcli.training.threads import ThreadGovernor
+from mlpcli.training.tracking import TrackedRun, Trackers
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +197,11 @@ def run(
             setattr(status, key, getattr(previous, key))
     if resume is not None:
         status.resumes.append({"at": now_iso(), "after_epoch": status.epochs_done, "changes": changes or {}})
+    trackers = None
     try:
         folder.write_status(status)
-        result = _train(p, folder, resume, callbacks, status)
+        trackers = Trackers(p.cfg.train.track, TrackedRun(folder, p, dict(labels or {})), callbacks)
+        result = _train(p, folder, resume, callbacks, status, trackers)
     except BaseException as exc:
         ended = {
             Interrupted: "interrupted",
@@ -209,6 +212,8 @@ def run(
         status.status = next((v for k, v in ended.items() if isinstance(exc, k)), "failed")
         status.ended, status.error = now_iso(), str(exc) or type(exc).__name__
         _try_write_status(folder, status)
+        if trackers is not None:
+            trackers.end(status)
         raise
     finally:
         if lock is None:
@@ -219,6 +224,7 @@ def run(
         status.test_accuracy, status.test_loss = test.accuracy, test.loss
     status.at_chance = result.at_chance
     _try_write_status(folder, status)
+    trackers.end(status)
     return result
 
 
@@ -247,6 +253,7 @@ def _train(
     resume: checkpoint.Checkpoint | None,
     callbacks: list[Callback] | None,
     status: RunStatus,
+    trackers: Trackers,
 ) -> TrainResult:
     start = time.perf_counter()
     cfg = p.cfg
@@ -274,6 +281,7 @@ def _train(
             status.train_seconds = sum(r["seconds"] for r in rows)
             status.best_val_accuracy = max(accuracies) if accuracies else None
             folder.write_status(status)
+        trackers.epoch(event.metrics)  # after the run folder has the epoch: tracking never costs it
 
     threads = cfg.train.threads
     governor = ThreadGovernor(
