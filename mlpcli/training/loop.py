@@ -112,92 +112,141 @@ def fit(
 
     Raises TrainingDiverged on a NaN or infinite loss (EpochEnd is not emitted for that epoch).
     """
-    optimizer.fold = step_path(optimizer, settings) == "fused"
-    optimizer.decay_mask = model.decay_mask()
+    stepper = Stepper(model, optimizer, batches, settings, state, callbacks)
     try:
-        _epochs(model, optimizer, batches, settings, state, callbacks)
+        while not stepper.done:
+            stepper.step()
     finally:
-        optimizer.sync()
+        stepper.close()
     return state.history
 
 
-def _epochs(
-    model: MLP,
-    optimizer: Optimizer,
-    batches: BatchStream,
-    settings: LoopSettings,
-    state: LoopState,
-    callbacks: list[Callback] | None,
-) -> None:
-    n, steps, epochs = len(batches), batches.steps, settings.epochs
-    loss_fn, output = get_loss(settings.loss, settings.label_smoothing), model.output_activation
-    history = state.history
-    emit(callbacks, TrainStart(epochs, state.epoch, steps, n))
-    while state.epoch < epochs:
-        epoch = state.epoch + 1
-        start = time.perf_counter()
-        emit(
-            callbacks,
-            EpochStart(epoch, learning_rate(settings.schedule, optimizer.base_lr, state.epoch * steps, steps, epochs)),
-        )
-        order = state.rng.permutation(n)  # one shuffle per epoch
-        total_loss, correct, seen = 0.0, 0, 0
-        grad_norms = np.zeros(model.num_layers)
-        for b, (xb, yb) in enumerate(batches.epoch(order)):
-            lr = learning_rate(settings.schedule, optimizer.base_lr, state.epoch * steps + b, steps, epochs)
-            scale = optimizer.begin_step(lr)  # what the gradients must come out multiplied by
-            z = model.forward_train(xb, state.rng)
-            correct += int(np.count_nonzero(z.argmax(axis=1) == yb))
-            loss, delta = loss_fn(z, yb, output)
-            if scale != 1.0:
-                delta *= delta.dtype.type(scale)
-            grads = model.backward(delta)
-            loss += optimizer.penalty(model.flat, model.grad_flat)
-            if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the loss became {loss} at epoch {epoch}, batch {b + 1} of {steps}; "
-                    f"try a lower learning rate (optimizer.lr is {optimizer.base_lr:g})"
-                )
-            if settings.diagnostics:
-                grad_norms += [np.linalg.norm(grads[f"W{l}"]) for l in range(1, model.num_layers + 1)]
-            optimizer.step(model.flat, model.grad_flat)
-            if settings.max_norm:
-                model.apply_max_norm(settings.max_norm)
-            m = yb.shape[0]
-            total_loss += loss * m
-            seen += m
-            emit(callbacks, BatchEnd(epoch, b + 1, total_loss / seen, seen))
+class Stepper:
+    """fit()'s loop one optimizer step at a time (the playground steps it; fit() runs it to the end).
+
+    step() takes one batch: forward, the loss's delta, backward, the optimizer's step, max-norm; the
+    step that ends an epoch also computes its row (validation, diagnostics), keeps the best epoch and
+    emits EpochEnd. The same calls in the same order as whole epochs, so stepping gives the same
+    weights bit for bit.
+    """
+
+    def __init__(
+        self,
+        model: MLP,
+        optimizer: Optimizer,
+        batches: BatchStream,
+        settings: LoopSettings,
+        state: LoopState,
+        callbacks: list[Callback] | None = None,
+    ) -> None:
+        self.model, self.optimizer, self.batches, self.settings, self.state = model, optimizer, batches, settings, state
+        self.callbacks = callbacks
+        optimizer.fold = step_path(optimizer, settings) == "fused"
+        optimizer.decay_mask = model.decay_mask()
+        self.loss_fn = get_loss(settings.loss, settings.label_smoothing)
+        self.n, self.steps = len(batches), batches.steps
+        self._epoch_batches: Any = None
+        self.stopped = False
+        emit(callbacks, TrainStart(settings.epochs, state.epoch, self.steps, self.n))
+
+    @property
+    def done(self) -> bool:
+        """All epochs trained, or stopped early."""
+        return self.stopped or (self._epoch_batches is None and self.state.epoch >= self.settings.epochs)
+
+    @property
+    def global_step(self) -> int:
+        """Optimizer steps taken so far in this run (whole epochs plus the current one's)."""
+        return self.state.epoch * self.steps + (self._b if self._epoch_batches is not None else 0)
+
+    def _start_epoch(self) -> None:
+        s, st = self.settings, self.state
+        self._started = time.perf_counter()
+        lr = learning_rate(s.schedule, self.optimizer.base_lr, st.epoch * self.steps, self.steps, s.epochs)
+        emit(self.callbacks, EpochStart(st.epoch + 1, lr))
+        self._order = st.rng.permutation(self.n)  # one shuffle per epoch
+        self._epoch_batches = iter(self.batches.epoch(self._order))
+        self._b, self._total_loss, self._correct, self._seen = 0, 0.0, 0, 0
+        self._grad_norms = np.zeros(self.model.num_layers)
+
+    @np.errstate(over="ignore", invalid="ignore")  # divergence is caught explicitly, by the loss
+    def step(self) -> dict[str, Any] | None:
+        """One optimizer step; returns the epoch's row when this step ended an epoch, else None."""
+        if self.done:
+            return None
+        if self._epoch_batches is None:
+            self._start_epoch()
+        model, optimizer, s, st = self.model, self.optimizer, self.settings, self.state
+        xb, yb = next(self._epoch_batches)
+        b, epoch = self._b, st.epoch + 1
+        lr = learning_rate(s.schedule, optimizer.base_lr, st.epoch * self.steps + b, self.steps, s.epochs)
+        scale = optimizer.begin_step(lr)  # what the gradients must come out multiplied by
+        z = model.forward_train(xb, st.rng)
+        self._correct += int(np.count_nonzero(z.argmax(axis=1) == yb))
+        loss, delta = self.loss_fn(z, yb, model.output_activation)
+        if scale != 1.0:
+            delta *= delta.dtype.type(scale)
+        grads = model.backward(delta)
+        loss += optimizer.penalty(model.flat, model.grad_flat)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"the loss became {loss} at epoch {epoch}, batch {b + 1} of {self.steps}; "
+                f"try a lower learning rate (optimizer.lr is {optimizer.base_lr:g})"
+            )
+        if s.diagnostics:
+            self._grad_norms += [np.linalg.norm(grads[f"W{l}"]) for l in range(1, model.num_layers + 1)]
+        optimizer.step(model.flat, model.grad_flat)
+        if s.max_norm:
+            model.apply_max_norm(s.max_norm)
+        m = yb.shape[0]
+        self._total_loss += loss * m
+        self._seen += m
+        self._b = b + 1
+        emit(self.callbacks, BatchEnd(epoch, b + 1, self._total_loss / self._seen, self._seen))
+        return self._end_epoch() if self._b == self.steps else None
+
+    def _end_epoch(self) -> dict[str, Any]:
+        model, optimizer, s, st, n = self.model, self.optimizer, self.settings, self.state, self.n
+        epoch = st.epoch + 1
+        self._epoch_batches = None
         optimizer.sync()  # the optimizer's state as the plain path keeps it, for checkpoints
         row: dict[str, Any] = {
             "epoch": epoch,
-            "train_loss": total_loss / n,
-            "train_accuracy": correct / n,
+            "train_loss": self._total_loss / n,
+            "train_accuracy": self._correct / n,
             "val_loss": None,
             "val_accuracy": None,
             "lr": optimizer.lr,
         }
-        val = settings.validation
+        val = s.validation
         if val is not None:
-            report = evaluate_arrays(model, batches.normalizer, val.x, val.y, settings.loss)
+            report = evaluate_arrays(model, self.batches.normalizer, val.x, val.y, s.loss)
             row["val_loss"], row["val_accuracy"] = report.loss, report.accuracy
-        if settings.diagnostics:
-            split = batches.split
-            rows = order[:1000] if split.index is None else split.index[order[:1000]]
+        if s.diagnostics:
+            split = self.batches.split
+            rows = self._order[:1000] if split.index is None else split.index[self._order[:1000]]
             sample = val.x[:1000] if val is not None else split.x[rows]
-            row.update(layer_diagnostics(model, batches.normalizer.apply(sample)))
-            row.update({f"grad_norm_{l}": float(g / steps) for l, g in enumerate(grad_norms, start=1)})
-        row["seconds"] = time.perf_counter() - start
-        improved = _improved(row[settings.monitor], state.best_value, settings.higher_is_better)
-        state.epoch = epoch
+            row.update(layer_diagnostics(model, self.batches.normalizer.apply(sample)))
+            row.update({f"grad_norm_{l}": float(g / self.steps) for l, g in enumerate(self._grad_norms, start=1)})
+        row["seconds"] = time.perf_counter() - self._started
+        improved = _improved(row[s.monitor], st.best_value, s.higher_is_better)
+        st.epoch = epoch
         if improved:
-            state.best_value, state.best_epoch, state.bad_epochs = row[settings.monitor], epoch, 0
+            st.best_value, st.best_epoch, st.bad_epochs = row[s.monitor], epoch, 0
         else:
-            state.bad_epochs += 1
-        history.rows.append(row)
-        history.best_epoch = state.best_epoch
-        emit(callbacks, EpochEnd(epoch, row, improved))
-        es = settings.early_stopping
-        if es is not None and state.bad_epochs >= es.patience:
-            history.stopped_early = True
+            st.bad_epochs += 1
+        st.history.rows.append(row)
+        st.history.best_epoch = st.best_epoch
+        emit(self.callbacks, EpochEnd(epoch, row, improved))
+        es = s.early_stopping
+        if es is not None and st.bad_epochs >= es.patience:
+            st.history.stopped_early = True
+            self.stopped = True
             log.info("early stopping after epoch %d", epoch)
-            break
+        return row
+
+    def close(self) -> None:
+        """Give the optimizer's state back in its plain form and end an unfinished epoch's batch workers."""
+        self.optimizer.sync()
+        if self._epoch_batches is not None and hasattr(self._epoch_batches, "close"):
+            self._epoch_batches.close()
