@@ -60,6 +60,17 @@ class DataConfig(StrictModel):
     per_pixel: bool = Field(
         False, description="standardize each pixel with its own mean and std (else one global pair)"
     )
+    points: int = Field(500, ge=1, le=100_000, description="points of a plane dataset (circle, xor, spiral, ...)")
+    noise: float = Field(0.0, ge=0.0, le=1.0, description="plane datasets: noise, a fraction of the data's scale")
+    features: list[str] = Field(
+        default_factory=lambda: ["x1", "x2"],
+        min_length=1,
+        description="plane datasets: inputs from x1, x2, x1^2, x2^2, x1*x2, sin(x1), sin(x2)",
+    )
+    classes: int | None = Field(None, ge=2, le=10, description="plane datasets: classes of spiral or blobs")
+    test_ratio: float = Field(
+        0.5, ge=0.0, lt=1.0, description="plane datasets: the fraction of points kept for testing"
+    )
 
     @model_validator(mode="after")
     def _validation_range(self) -> DataConfig:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from mlpcli.data import plane
 from mlpcli.data.csvfile import read_csv_digits
 from mlpcli.data.download import fetch
 from mlpcli.data.idx import read_split
+from mlpcli.data.plane import is_plane
 from mlpcli.data.sources import DATASETS, DIGITS, FILE_NAMES, SAMPLE_DIR, SAMPLE_NAME, file_candidates
 from mlpcli.errors import DataError
 from mlpcli.events import Callback
@@ -19,7 +22,8 @@ NUM_CLASSES = 10
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and test splits as uint8 arrays: images (n, 784), labels (n,)."""
+    """Train and test splits: uint8 images (n, 784) (float32 features (n, f) for points in the plane), labels
+    uint8 (n,); for points, also their coordinates (n, 2) float32."""
 
     name: str
     train_x: np.ndarray
@@ -27,6 +31,8 @@ class Dataset:
     test_x: np.ndarray
     test_y: np.ndarray
     classes: tuple[str, ...]
+    train_xy: np.ndarray | None = None
+    test_xy: np.ndarray | None = None
 
     @property
     def num_features(self) -> int:
@@ -69,6 +75,32 @@ def resolve_files(
     return str(folder), folder_files(folder), DIGITS
 
 
+@dataclass(frozen=True)
+class PlaneOptions:
+    """How a dataset of points is drawn: the config's data.points, noise, features, classes, test_ratio."""
+
+    points: int = 500
+    noise: float = 0.0
+    features: tuple[str, ...] = ("x1", "x2")
+    classes: int | None = None
+    test_ratio: float = 0.5
+    seed: int = 0
+
+    @classmethod
+    def of(cls, data: Any, seed: int) -> PlaneOptions:
+        """From a config's data section and seed."""
+        return cls(data.points, data.noise, tuple(data.features), data.classes, data.test_ratio, seed)
+
+
+def _plane_dataset(source: str, o: PlaneOptions) -> Dataset:
+    # its own stream of the seed: the points never depend on how the model is initialized or shuffled
+    rng = np.random.default_rng(np.random.SeedSequence([o.seed, 2_718_281]))
+    xy, y, k = plane.points(source, o.points, o.noise, o.classes, rng)
+    train, test = plane.split(len(y), o.test_ratio, rng)
+    x = plane.features(xy, o.features)
+    return Dataset(source, x[train], y[train], x[test], y[test], tuple(str(c) for c in range(k)), xy[train], xy[test])
+
+
 def load_dataset(
     source: str,
     *,
@@ -76,9 +108,13 @@ def load_dataset(
     offline: bool = False,
     callbacks: list[Callback] | None = None,
     test: Path | None = None,
+    plane: PlaneOptions | None = None,
 ) -> Dataset:
     """Load train and test splits of a dataset name (mnist, fashion-mnist, mnist-sample), a folder of IDX
-    files, or a labelled CSV file (Kaggle's train.csv: no test split unless `test` names a labelled CSV)."""
+    files, a labelled CSV file (Kaggle's train.csv: no test split unless `test` names a labelled CSV), or
+    points in the plane (circle, xor, gauss, spiral, moons, blobs, a CSV of x1,x2,label; see data.plane)."""
+    if is_plane(source):
+        return _plane_dataset(source, plane or PlaneOptions())
     if source.lower().endswith(".csv"):
         name, classes = source, DIGITS
         train_x, labels = read_csv_digits(Path(source).expanduser(), NUM_CLASSES)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpcli.data.load import load_dataset
+from mlpcli.data.load import PlaneOptions, load_dataset
 from mlpcli.errors import DataError
 from mlpcli.events import Callback
 from mlpcli.inference.metrics import Report, evaluate_arrays
@@ -69,7 +69,11 @@ def evaluate_checkpoint(
     else:
         source, folder, test = dataset, data_dir, None
     csv_given = dataset is not None and dataset.lower().endswith(".csv")
-    data = load_dataset(source, data_dir=folder, offline=offline, callbacks=callbacks, test=test)
+    stored = {k: data_cfg[k] for k in ("points", "noise", "features", "classes", "test_ratio") if k in data_cfg}
+    options = PlaneOptions(
+        **{**stored, "features": tuple(stored.get("features", ("x1", "x2")))}, seed=int(ckpt.config.get("seed", 0))
+    )
+    data = load_dataset(source, data_dir=folder, offline=offline, callbacks=callbacks, test=test, plane=options)
     if csv_given:  # every labelled row is evaluated: a CSV has no split of its own
         x, y, split = data.train_x, data.train_y, "all rows"
     else:

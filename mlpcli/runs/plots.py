@@ -86,3 +86,31 @@ def write_templates_png(units: list[dict[str, Any]], out: Path, title: str = "")
     fig.tight_layout()
     _save(plt, fig, out)
     return out
+
+
+def write_boundary_png(
+    xs: Any, ys: Any, probabilities: Any, train: tuple[Any, Any], test: tuple[Any, Any], out: Path, title: str = ""
+) -> Path:
+    """The decision boundary as a heat map (the most probable class, shaded by its probability) under the
+    training points (filled) and test points (outlined); a legend names the classes."""
+    plt = _pyplot()
+    import numpy as np
+
+    k = probabilities.shape[-1]
+    colors = plt.get_cmap("tab10")(np.arange(k))[:, :3]
+    winner, sure = probabilities.argmax(axis=-1), probabilities.max(axis=-1)
+    image = np.clip(colors[winner] * sure[..., None] + (1 - sure[..., None]), 0, 1)  # pale where unsure
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.imshow(image, origin="lower", extent=(xs[0], xs[-1], ys[0], ys[-1]), aspect="auto", alpha=0.6)
+    for c in range(k):
+        for (xy, y), filled, label in ((train, True, "train"), (test, False, "test")):
+            pts = xy[y == c]
+            ax.scatter(pts[:, 0], pts[:, 1], s=14, label=f"class {c} ({label})",
+                       c=[colors[c]] if filled else "none", edgecolors=[colors[c]], linewidths=1)
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper right", ncols=2)
+    fig.tight_layout()
+    _save(plt, fig, out)
+    return out

@@ -15,7 +15,7 @@ import numpy as np
 from mlpcli.config import ExperimentConfig, dump_config
 from mlpcli.data.augment import Distortion
 from mlpcli.data.batches import BatchStream, Split
-from mlpcli.data.load import Dataset, load_dataset
+from mlpcli.data.load import Dataset, PlaneOptions, load_dataset
 from mlpcli.data.prepare import Normalizer, fit_normalizer, validation_split
 from mlpcli.errors import MlpcliError, Terminated, TrainingDiverged
 from mlpcli.events import Callback, EpochEnd, History, Message, emit
@@ -116,7 +116,12 @@ def missing_classes(dataset: Dataset, train_rows: np.ndarray, val_rows: np.ndarr
 def prepare(cfg: ExperimentConfig, *, offline: bool = False, callbacks: list[Callback] | None = None) -> Prepared:
     """Load and split the data, fit the normalization on the training part, build model and optimizer."""
     dataset = load_dataset(
-        cfg.data.dataset, data_dir=cfg.data.dir, offline=offline, callbacks=callbacks, test=cfg.data.test
+        cfg.data.dataset,
+        data_dir=cfg.data.dir,
+        offline=offline,
+        callbacks=callbacks,
+        test=cfg.data.test,
+        plane=PlaneOptions.of(cfg.data, cfg.seed),
     )
     if len(dataset.test_y) == 0:
         emit(
