@@ -326,7 +326,9 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: YAML error: {exc}") from None
 
 
-def config_from_dict(raw: Any, source: str, overrides: list[str] | None = None) -> ExperimentConfig:
+def config_from_dict(
+    raw: Any, source: str, overrides: list[str] | None = None, overrides_from: str = "the command line's"
+) -> ExperimentConfig:
     """Validate a raw mapping (plus overrides) into an ExperimentConfig; ConfigError names source and field."""
     if raw is None:
         raw = {}
@@ -344,10 +346,10 @@ def config_from_dict(raw: Any, source: str, overrides: list[str] | None = None) 
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_blame(exc, source, overrides or [])) from None
+        raise ConfigError(_blame(exc, source, overrides or [], overrides_from)) from None
 
 
-def _blame(exc: ValidationError, source: str, overrides: list[str]) -> str:
+def _blame(exc: ValidationError, source: str, overrides: list[str], overrides_from: str) -> str:
     """The problems, each said against what set the value: the command line's override, else the file."""
     given = {".".join(parse_override(o)[0]): o.strip() for o in overrides}
     lines = []
@@ -355,7 +357,7 @@ def _blame(exc: ValidationError, source: str, overrides: list[str]) -> str:
         override = next((o for key, o in given.items() if path == key or path.startswith(key + ".")), None)
         if override is None and "." in path and path.rsplit(".", 1)[0] in given:
             override = given[path.rsplit(".", 1)[0]]
-        lines.append(f"the command line's {override}: {message}" if override else f"{source}: {message}")
+        lines.append(f"{overrides_from} {override}: {message}" if override else f"{source}: {message}")
     return "; ".join(lines)
 
 

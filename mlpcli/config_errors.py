@@ -60,7 +60,8 @@ def _describe(error: dict[str, Any], root: type[BaseModel]) -> str:
         elif elsewhere:  # the right name in another section: `epochs` for train.epochs
             hint = f"; did you mean {' or '.join(elsewhere)}?"
         else:
-            hint = f"; known keys: {', '.join(_fields_at(loc, root))}"
+            known = _fields_at(loc, root)
+            hint = f"; known keys: {', '.join(known)}" if known else ""
         return f"{path}: unknown key{hint}"
     if kind == "missing":
         return f"{path}: is required"

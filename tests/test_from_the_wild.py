@@ -211,3 +211,12 @@ def test_a_run_that_ends_at_chance_says_so(tmp_path, monkeypatch) -> None:
     assert status["at_chance"] is True and np.isfinite(status["test_loss"]) and status["test_accuracy"] < 0.2
     doc = json.loads(invoke("train", "-c", str(CONFIGS / "quickstart.yaml"), *args, "--epochs", "3", "--json").stdout)
     assert doc["at_chance"] is True
+
+
+def test_a_tab_separated_csv_says_so(tmp_path) -> None:
+    from mlpcli.data.csvfile import read_csv_digits
+
+    path = tmp_path / "tabs.csv"
+    path.write_text("label\t" + "\t".join(f"pixel{i}" for i in range(784)) + "\n")
+    with pytest.raises(DataError, match="separated by tabs or semicolons"):
+        read_csv_digits(path)

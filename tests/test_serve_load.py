@@ -211,3 +211,29 @@ def test_sixteen_huge_uploads_at_once_stay_bounded_and_are_answered(server, tmp_
     assert server.peak_rss_mib() < 1024
     time.sleep(0.5)
     assert server.rss_mib() < idle + 256
+
+
+def test_an_upload_over_the_cap_gets_its_json_answer(server) -> None:
+    status, doc = _post(server.url("/api/predict"), {"image": ("big.png", b"\0" * (11 * 2**20))})
+    assert status == 413 and "larger than 8 MiB" in doc["error"]
+
+
+def test_one_picture_per_request_and_only_its_own_port(server) -> None:
+    status, doc = _post(server.url("/api/predict"), {"image": ("a.png", b"x"), "image ": ("b.png", b"x")})
+    assert status in (422, 400)
+    boundary = "b"
+    body = (
+        b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{n}"\r\n\r\nx\r\n'.encode()
+            for n in ("a.png", "b.png")
+        )
+        + f"--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(server.url("/api/predict"), data=body, method="POST")
+    request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request)
+    assert info.value.code == 422 and "one picture per request" in json.loads(info.value.read())["error"]
+    other_port = f"http://localhost:{server.port + 1}"
+    status, doc = _post(server.url("/api/predict"), {"image": ("x.png", b"x")}, {"Origin": other_port})
+    assert status == 403

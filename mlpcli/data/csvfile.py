@@ -40,9 +40,14 @@ def _header(path: Path, first: str) -> tuple[bool, bool]:
             )
         return False, len(cells) == PIXELS + 1
     if len(cells) not in (PIXELS, PIXELS + 1):
+        why = ""
+        if "\t" in first or ";" in first:
+            why = " (separated by tabs or semicolons? mlpcli reads commas)"
+        elif cells[-1] == "":
+            why = " (a trailing comma ends the line)"
         raise DataError(
             f"{path}: the header has {len(cells)} columns; expected {PIXELS + 1} (label, pixel0 ... pixel783) "
-            f"or {PIXELS} (pixel0 ... pixel783)"
+            f"or {PIXELS} (pixel0 ... pixel783){why}"
         )
     labelled = len(cells) == PIXELS + 1
     expected = (["label"] if labelled else []) + [f"pixel{i}" for i in range(PIXELS)]

@@ -105,7 +105,9 @@ def load(path: Path | str) -> Checkpoint:
     if not path.exists():
         raise fail(path, "no such checkpoint file")
     if path.is_dir():
-        raise fail(path, "is a folder; give the .npz file (e.g. runs/mnist/<time>/checkpoint.npz)")
+        raise fail(
+            path, "is a folder without checkpoint.npz or last.npz: not a run folder; give a run folder or a .npz"
+        )
     if not zipfile.is_zipfile(path):
         raise fail(path, "not a valid .npz archive (not a zip file, or truncated)")
     try:

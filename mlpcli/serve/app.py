@@ -144,9 +144,12 @@ def create_app(path: Path, hosts: tuple[str, ...] = (), origins: tuple[str, ...]
         return explainer.facts()
 
     @app.post("/api/predict")
-    def predict(image: UploadFile | None = File(None)) -> Any:  # noqa: B008 - FastAPI's way of declaring it
-        if image is None:
+    def predict(image: list[UploadFile] | None = File(None)) -> Any:  # noqa: B008 - FastAPI's way of declaring it
+        if not image:
             return JSONResponse({"error": "send the picture as the multipart form field 'image'"}, status_code=422)
+        if len(image) > 1:
+            return JSONResponse({"error": f"send one picture per request (got {len(image)})"}, status_code=422)
+        image = image[0]
         name = image.filename or "upload"
         data = image.file.read(MAX_UPLOAD + 1)
         if len(data) > MAX_UPLOAD:

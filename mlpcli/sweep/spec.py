@@ -43,10 +43,10 @@ class Parameter(StrictModel):
         if self.values is not None and not self.values:
             raise ValueError("values: needs at least one value")
         if self.distribution is not None:
-            if self.min is None or self.max is None or not self.min < self.max:
-                raise ValueError(f"{self.distribution} needs min < max (got min {self.min}, max {self.max})")
-            if not (math.isfinite(self.min) and math.isfinite(self.max)):
+            if self.min is None or self.max is None or not (math.isfinite(self.min) and math.isfinite(self.max)):
                 raise ValueError(f"{self.distribution} needs finite min and max (got min {self.min}, max {self.max})")
+            if not self.min < self.max:
+                raise ValueError(f"{self.distribution} needs min < max (got min {self.min}, max {self.max})")
             if self.distribution == "log_uniform" and self.min <= 0:
                 raise ValueError(f"log_uniform needs min > 0 (got {self.min})")
         return self
@@ -184,10 +184,10 @@ def check_trials(spec: SweepSpec, base: dict[str, Any], base_path: Path) -> list
         spec.grid() if spec.grid_size() <= MAX_GRID else [{k: p.endpoints()[0] for k, p in spec.parameters.items()}]
     )
     problems = []
-    for i, params in enumerate(combos, start=1):
+    for params in combos:  # every combination of values (or of a distribution's ends) that a trial may get
         try:
-            config_from_dict(base, str(base_path), trial_overrides(params))
+            config_from_dict(base, str(base_path), trial_overrides(params), "the sweep's parameters:")
         except ConfigError as exc:
             shown = ", ".join(f"{k}={v}" for k, v in params.items())
-            problems.append(f"trial {i} ({shown}): {str(exc).removeprefix(str(base_path) + ': ')}")
+            problems.append(f"with {shown}: {str(exc).removeprefix(str(base_path) + ': ')}")
     return problems

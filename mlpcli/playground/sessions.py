@@ -1,0 +1,270 @@
+"""Playground sessions: a config prepared once, stepped by training.loop.Stepper, drawn as frames.
+
+A session is exactly `mlpcli train` of its config, one optimizer step at a time (the same data, the
+same random streams, one BLAS thread): after E whole epochs its weights are those of
+`mlpcli train -c exported.yaml --epochs E` when the schedule does not depend on the number of epochs
+(constant or step; the playground's default is constant). Sessions are bounded: MAX_SESSIONS at
+once (the least recently used one is closed for a new one), IDLE_SECONDS without a request, and
+networks and datasets of playground size (LIMITS).
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlpcli.config import ExperimentConfig, config_from_dict, dump_config
+from mlpcli.data.plane import is_plane
+from mlpcli.errors import ConfigError, MlpcliError
+from mlpcli.factory import build_optimizer
+from mlpcli.inference.boundary import bounds_of
+from mlpcli.inference.metrics import evaluate_arrays
+from mlpcli.lecture.diagnostics import layer_diagnostics
+from mlpcli.training import service as training
+from mlpcli.training.loop import LoopSettings, Stepper
+from mlpcli.training.snapshot import save
+
+MAX_SESSIONS = 16
+IDLE_SECONDS = 600.0
+MAX_STEPS = 5000  # optimizer steps in one request
+LIMITS = {"hidden_layers": 6, "neurons": 32, "points": 5000, "grid": 128}
+DIGITS = "mnist-sample"
+DEFAULTS: dict[str, Any] = {
+    "name": "playground",
+    "data": {"dataset": "spiral", "points": 500, "noise": 0.0, "validation": 0, "test_ratio": 0.5},
+    "model": {"hidden": [8, 8], "activation": "tanh", "init": "xavier"},
+    "optimizer": {"name": "adam", "lr": 0.01},
+    "schedule": {"name": "constant"},
+    "train": {"epochs": 100000, "batch_size": 10, "threads": 1},
+}
+
+
+def _merge(base: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in doc.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def playground_config(doc: Any) -> ExperimentConfig:
+    """The config of a session: the document's keys over the playground's defaults; ConfigError naming a key."""
+    if not isinstance(doc, dict):
+        raise ConfigError("the session's config must be a JSON object of config keys")
+    raw = _merge(DEFAULTS, doc)
+    if raw.get("data", {}).get("dataset") == DIGITS:  # digits mode: a small MLP on the shipped sample
+        raw["data"] = {**raw["data"], "validation": 0}
+        raw["model"] = {**DEFAULTS["model"], "hidden": [32], "activation": "relu", **doc.get("model", {})}
+    cfg = config_from_dict(raw, "config")
+    if not (is_plane(cfg.data.dataset) or cfg.data.dataset == DIGITS):
+        raise ConfigError(
+            f"data.dataset: the playground trains points in the plane or {DIGITS}, not {cfg.data.dataset!r}"
+        )
+    if len(cfg.model.hidden) > LIMITS["hidden_layers"] or any(h > LIMITS["neurons"] for h in cfg.model.hidden):
+        raise ConfigError(
+            f"model.hidden: at most {LIMITS['hidden_layers']} hidden layers of {LIMITS['neurons']} neurons here"
+        )
+    if cfg.data.points > LIMITS["points"]:
+        raise ConfigError(f"data.points: at most {LIMITS['points']} in the playground")
+    if cfg.train.threads != 1:
+        raise ConfigError("train.threads: the playground trains on one thread (so its runs reproduce)")
+    return cfg
+
+
+def _bytes(a: np.ndarray) -> str:
+    """An array of values in [0, 1] as base64 bytes 0-255 (a heat map, compact for the page)."""
+    return base64.b64encode(np.clip(np.rint(a * 255), 0, 255).astype(np.uint8).tobytes()).decode("ascii")
+
+
+class Session:
+    """One tab's training: a prepared config, its optimizer and its Stepper."""
+
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        from threadpoolctl import threadpool_limits
+
+        self.id = uuid.uuid4().hex
+        self.cfg = cfg
+        self.lock = threading.Lock()
+        self.touched = time.monotonic()
+        with threadpool_limits(1):
+            self.p = training.prepare(cfg)
+        self.optimizer = build_optimizer(cfg.optimizer)
+        self.settings = LoopSettings.from_config(cfg, self.p.val)
+        self.stepper = Stepper(self.p.model, self.optimizer, self.p.batches, self.settings, self.p.state)
+        self.steps = 0
+        self.digits = cfg.data.dataset == DIGITS
+        d = self.p.dataset
+        self.bounds = None if self.digits else bounds_of(d.train_xy, d.test_xy)
+
+    def step(self, count: int) -> dict[str, Any]:
+        """Run count optimizer steps (fewer when the run's epochs end); the metrics after them."""
+        from threadpoolctl import threadpool_limits
+
+        if not 0 <= count <= MAX_STEPS:
+            raise MlpcliError(f"steps: from 0 to {MAX_STEPS} at a time (got {count})")
+        with threadpool_limits(1):
+            for _ in range(count):
+                if self.stepper.done:
+                    break
+                self.stepper.step()
+                self.steps += 1
+        return self.metrics()
+
+    def metrics(self) -> dict[str, Any]:
+        """Step, epoch, and the loss and accuracy on the training and test splits."""
+        d, p = self.p.dataset, self.p
+        train = evaluate_arrays(p.model, p.normalizer, d.train_x, d.train_y, self.cfg.loss)
+        test = evaluate_arrays(p.model, p.normalizer, d.test_x, d.test_y, self.cfg.loss) if len(d.test_y) else None
+        return {
+            "step": self.steps,
+            "epoch": self.p.state.epoch,
+            "train_loss": train.loss,
+            "test_loss": test.loss if test else None,
+            "train_accuracy": train.accuracy,
+            "test_accuracy": test.accuracy if test else None,
+        }
+
+    def set_rate(self, lr: float) -> None:
+        """Change the learning rate while it trains (the schedule scales from the new base rate)."""
+        if not lr > 0 or not np.isfinite(lr):
+            raise MlpcliError(f"optimizer.lr: must be > 0 (got {lr})")
+        self.optimizer.base_lr = float(lr)
+
+    def set_weight(self, layer: int, i: int, j: int, value: float) -> None:
+        """Edit one weight: W^layer from input i to neuron j (the lecture's W[j][i])."""
+        W = self.p.model.params.get(f"W{layer}")
+        if W is None or not (0 <= i < W.shape[0] and 0 <= j < W.shape[1]) or not np.isfinite(value):
+            raise MlpcliError(f"no weight W{layer}[{j}][{i}] in this network (or the value is not finite)")
+        W[i, j] = value
+
+    def points(self) -> dict[str, Any]:
+        """The training and test points (plane) to draw."""
+        d = self.p.dataset
+        return {
+            "train": {"xy": d.train_xy.round(4).tolist(), "label": d.train_y.tolist()},
+            "test": {"xy": d.test_xy.round(4).tolist(), "label": d.test_y.tolist()},
+            "bounds": self.bounds,
+            "classes": list(d.classes),
+            "features": list(self.cfg.data.features),
+        }
+
+    def frame(self, size: int = 64) -> dict[str, Any]:
+        """What the page draws now: metrics, weights, unit health, and (plane) the boundary and every neuron's
+        output over a size x size grid, or (digits) first-layer templates, the confusion matrix, test digits."""
+        if not 8 <= size <= LIMITS["grid"]:
+            raise MlpcliError(f"grid: from 8 to {LIMITS['grid']} (got {size})")
+        model, p, d = self.p.model, self.p, self.p.dataset
+        doc: dict[str, Any] = {"metrics": self.metrics(), "layer_sizes": model.layer_sizes}
+        doc["weights"] = [np.round(model.params[f"W{l}"], 4).tolist() for l in range(1, model.num_layers + 1)]
+        doc["biases"] = [np.round(model.params[f"b{l}"], 4).tolist() for l in range(1, model.num_layers + 1)]
+        sample = p.normalizer.apply(d.train_x[:1000])
+        doc["health"] = {k: float(v) for k, v in layer_diagnostics(model, sample).items()}
+        test = evaluate_arrays(model, p.normalizer, d.test_x, d.test_y, self.cfg.loss, full=True)
+        doc["confusion"] = test.confusion.tolist()
+        if self.digits:
+            W1 = model.params["W1"]
+            doc["templates"] = [
+                _bytes((W1[:, j] - W1[:, j].min()) / max(float(np.ptp(W1[:, j])), 1e-12)) for j in range(W1.shape[1])
+            ]
+            probs = model.predict_proba(p.normalizer.apply(d.test_x[:12]))
+            doc["digits"] = [
+                {
+                    "image": _bytes(d.test_x[i] / 255.0),
+                    "label": int(d.test_y[i]),
+                    "top": [[int(c), float(probs[i, c])] for c in np.argsort(-probs[i])[:3]],
+                }
+                for i in range(len(probs))
+            ]
+            return doc
+        from mlpcli.data.plane import features
+
+        x0, x1, y0, y1 = self.bounds
+        gx, gy = np.meshgrid(np.linspace(x0, x1, size), np.linspace(y0, y1, size))
+        xy = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+        acts = model.layer_activations(p.normalizer.apply(features(xy, self.cfg.data.features)))
+        out = acts[-1]
+        doc["boundary"] = {"winner": _bytes(out.argmax(axis=1) / 255.0), "confidence": _bytes(out.max(axis=1))}
+        doc["neurons"] = []
+        for a in acts[:-1]:
+            lo, hi = a.min(axis=0), a.max(axis=0)
+            scaled = (a - lo) / np.maximum(hi - lo, 1e-12)
+            doc["neurons"].append(
+                [{"map": _bytes(scaled[:, j]), "min": float(lo[j]), "max": float(hi[j])} for j in range(a.shape[1])]
+            )
+        doc["grid"] = size
+        return doc
+
+    def export_yaml(self) -> str:
+        """The session as an mlpcli config: `mlpcli train -c it.yaml --epochs E` repeats E playground epochs."""
+        head = (
+            f"# exported from mlpcli playground after {self.p.state.epoch} whole epochs ({self.steps} steps)\n"
+            f"#   mlpcli train -c THIS.yaml --epochs {max(self.p.state.epoch, 1)}\n"
+        )
+        return head + dump_config(self.cfg)
+
+    def checkpoint(self) -> bytes:
+        """The session now as an mlpcli checkpoint (.npz) that eval, inspect and trace read."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "checkpoint.npz"
+            save(self.p, path, self.optimizer.state_dict(), self.p.history.rows[-1] if self.p.history.rows else None)
+            return path.read_bytes()
+
+
+class Sessions:
+    """The server's sessions, bounded in number and idle time."""
+
+    def __init__(self, limit: int = MAX_SESSIONS, idle: float = IDLE_SECONDS) -> None:
+        self.limit, self.idle = limit, idle
+        self.items: dict[str, Session] = {}
+        self.lock = threading.Lock()
+
+    def create(self, doc: Any) -> Session:
+        """A new session for a config document (the oldest idle one closed when the limit is reached)."""
+        session = Session(playground_config(doc))
+        with self.lock:
+            self._expire()
+            if len(self.items) >= self.limit:
+                oldest = min(self.items.values(), key=lambda s: s.touched)
+                del self.items[oldest.id]
+            self.items[session.id] = session
+        return session
+
+    def get(self, sid: str) -> Session:
+        """The session with this id; MlpcliError (404) when it does not exist or expired."""
+        with self.lock:
+            self._expire()
+            session = self.items.get(sid)
+        if session is None:
+            raise KeyError(sid)
+        session.touched = time.monotonic()
+        return session
+
+    def close(self, sid: str) -> None:
+        """Forget a session."""
+        with self.lock:
+            self.items.pop(sid, None)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for sid in [s.id for s in self.items.values() if now - s.touched > self.idle]:
+            del self.items[sid]
+
+
+def preview(dataset: str, noise: float = 0.0, points: int = 200) -> dict[str, Any]:
+    """A dataset's points, for the picker's previews."""
+    cfg = playground_config({"data": {"dataset": dataset, "noise": noise, "points": points}})
+    from mlpcli.data.load import PlaneOptions, load_dataset
+
+    d = load_dataset(cfg.data.dataset, plane=PlaneOptions.of(cfg.data, cfg.seed))
+    xy = np.concatenate([d.train_xy, d.test_xy])
+    return {
+        "xy": xy.round(3).tolist(),
+        "label": np.concatenate([d.train_y, d.test_y]).tolist(),
+        "bounds": bounds_of(xy),
+    }
