@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner, Result
 
 from mlpcli.cli import app
@@ -23,3 +26,34 @@ def write_csv(path: Path, x: np.ndarray, y: np.ndarray | None) -> Path:
     rows = x.astype(int) if y is None else np.column_stack([y, x]).astype(int)
     np.savetxt(path, rows, fmt="%d", delimiter=",", header=",".join(header), comments="")
     return path
+
+
+def chromium():  # noqa: ANN201
+    """Debian's headless Chromium through Selenium; skipped (or failed, under .ci/run) when it is missing."""
+    chromium, driver = (
+        shutil.which("chromium") or "/usr/bin/chromium",
+        shutil.which("chromedriver") or "/usr/bin/chromedriver",
+    )
+    if not (Path(chromium).exists() and Path(driver).exists()):
+        missing = "headless Chromium is not installed: apt-get install -y chromium chromium-driver"
+        if os.environ.get("MLPCLI_TEST_BROWSER") == "1":  # .ci/run installed it: its absence is a failure
+            pytest.fail(missing)
+        pytest.skip(missing)
+    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=options)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import free_port
+from helpers import chromium
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -156,42 +156,12 @@ def test_concurrent_requests_on_a_real_server(live_server, pictures) -> None:
     assert all(len(p) == 1 for p in per_file.values())  # the same answer every time, under concurrency
 
 
-def _browser():  # noqa: ANN202
-    chromium, driver = (
-        shutil.which("chromium") or "/usr/bin/chromium",
-        shutil.which("chromedriver") or "/usr/bin/chromedriver",
-    )
-    if not (Path(chromium).exists() and Path(driver).exists()):
-        missing = "headless Chromium is not installed: apt-get install -y chromium chromium-driver"
-        if os.environ.get("MLPCLI_TEST_BROWSER") == "1":  # .ci/run installed it: its absence is a failure
-            pytest.fail(missing)
-        pytest.skip(missing)
-    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(driver), options=options)
-
-
 def test_draw_a_digit_in_a_real_browser(live_server, tmp_path) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser = _browser()
+    browser = chromium()
     try:
         browser.get(live_server + "/")
         WebDriverWait(browser, 60).until(lambda b: "784-128-10" in b.find_element(By.ID, "model").text)

@@ -34,7 +34,17 @@ def _root(
 
 
 def _register() -> None:
-    from mlpcli.cli import data_cmd, eval_cmd, export_cmd, lecture_cmd, runs_cmd, serve_cmd, sweep_cmd, train_cmd
+    from mlpcli.cli import (
+        data_cmd,
+        eval_cmd,
+        export_cmd,
+        lecture_cmd,
+        playground_cmd,
+        runs_cmd,
+        serve_cmd,
+        sweep_cmd,
+        train_cmd,
+    )
 
     app.add_typer(data_cmd.app, name="data")
     app.add_typer(train_cmd.config_app, name="config")
@@ -47,6 +57,7 @@ def _register() -> None:
     app.command("sweep")(sweep_cmd.sweep)
     app.command("export")(export_cmd.export)
     app.command("serve")(serve_cmd.serve)
+    app.command("playground")(playground_cmd.playground)
     app.command("inspect")(lecture_cmd.inspect)
     app.command("gradcheck")(lecture_cmd.gradcheck)
     app.command("trace")(lecture_cmd.trace)

@@ -1,0 +1,184 @@
+"""The playground: its API, its sessions' limits, exports that reproduce bit for bit, and the page in a browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import free_port
+from helpers import chromium, invoke
+
+from mlpcli.config import load_config
+from mlpcli.files import checkpoint
+from mlpcli.training import service as training
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install '.[serve]'")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from mlpcli.serve.playground.app import create_app  # noqa: E402
+from mlpcli.serve.playground.sessions import Sessions  # noqa: E402
+
+DOCS = Path(__file__).parent.parent / "docs"
+
+
+def _client(sessions: Sessions | None = None) -> TestClient:
+    return TestClient(create_app(sessions=sessions), base_url="http://127.0.0.1:8001")
+
+
+def test_sessions_step_and_report_the_contracts_keys() -> None:
+    client = _client()
+    sid = client.post("/api/sessions", json={"data": {"dataset": "spiral"}}).json()["id"]
+    doc = client.post(f"/api/sessions/{sid}/step", json={"steps": 30}).json()
+    assert set(doc) == {"step", "epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy"}
+    assert doc["step"] == 30 and doc["epoch"] == 1  # 250 training points in batches of 10: 25 steps an epoch
+    frame = client.get(f"/api/sessions/{sid}/frame?grid=32").json()
+    assert frame["grid"] == 32 and len(frame["neurons"]) == 2 and len(frame["neurons"][0]) == 8
+    assert {"winner", "confidence"} <= set(frame["boundary"]) and frame["layer_sizes"] == [2, 8, 8, 2]
+    assert client.get(f"/api/sessions/{sid}/export").text.startswith("# exported from mlpcli playground")
+    assert client.get(f"/api/sessions/{sid}/checkpoint").content[:2] == b"PK"
+
+
+@pytest.mark.parametrize(
+    ("doc", "key"),
+    [
+        ({"model": {"activaton": "relu"}}, "model.activaton"),
+        ({"model": {"hidden": [8] * 7}}, "model.hidden"),
+        ({"data": {"dataset": "mnist"}}, "data.dataset"),
+        ({"optimizer": {"lr": -1}}, "optimizer.lr"),
+        ([1, 2], "JSON object"),
+    ],
+)
+def test_a_bad_config_is_a_4xx_naming_the_key(doc, key) -> None:
+    response = _client().post("/api/sessions", json=doc)
+    assert 400 <= response.status_code < 500 and key in response.json()["error"]
+
+
+def test_sessions_are_bounded_in_number_and_idle_time() -> None:
+    store = Sessions(limit=2, idle=0.5)
+    client = _client(store)
+    ids = [client.post("/api/sessions", json={"data": {"dataset": "xor"}}).json()["id"] for _ in range(3)]
+    assert len(store.items) == 2 and ids[0] not in store.items  # the oldest made room
+    time.sleep(0.6)
+    response = client.post(f"/api/sessions/{ids[2]}/step", json={"steps": 1})
+    assert response.status_code == 404 and "expired" in response.json()["error"]
+    assert client.post("/api/sessions/nope/step", json={"steps": 1}).status_code == 404
+    sid = client.post("/api/sessions", json={}).json()["id"]
+    assert client.post(f"/api/sessions/{sid}/step", json={"steps": 10**9}).status_code == 422
+
+
+@pytest.mark.parametrize(("dataset", "optimizer"), [("spiral", "adam"), ("moons", "momentum")])
+def test_an_export_reproduces_the_playground_bit_for_bit(tmp_path, dataset, optimizer) -> None:
+    client = _client()
+    config = {"data": {"dataset": dataset, "noise": 0.1}, "optimizer": {"name": optimizer, "lr": 0.01}}
+    sid = client.post("/api/sessions", json=config).json()["id"]
+    epochs = 3
+    doc = client.post(f"/api/sessions/{sid}/step", json={"steps": 25 * epochs}).json()
+    assert doc["epoch"] == epochs
+    (tmp_path / "exported.yaml").write_text(client.get(f"/api/sessions/{sid}/export").text)
+    (tmp_path / "session.npz").write_bytes(client.get(f"/api/sessions/{sid}/checkpoint").content)
+    result = training.run(
+        training.prepare(load_config(tmp_path / "exported.yaml", [f"train.epochs={epochs}"])), tmp_path / "run"
+    )
+    ours, theirs = checkpoint.load(result.last).params, checkpoint.load(tmp_path / "session.npz").params
+    for name in ours:
+        np.testing.assert_array_equal(ours[name], theirs[name])
+
+
+def test_a_saved_checkpoint_is_read_by_eval_inspect_and_trace(tmp_path) -> None:
+    client = _client()
+    sid = client.post("/api/sessions", json={"data": {"dataset": "blobs", "classes": 3}}).json()["id"]
+    client.post(f"/api/sessions/{sid}/step", json={"steps": 100})
+    (tmp_path / "p.npz").write_bytes(client.get(f"/api/sessions/{sid}/checkpoint").content)
+    assert json.loads(invoke("eval", str(tmp_path / "p.npz"), "--json").stdout)["n"] == 250
+    assert invoke("inspect", str(tmp_path / "p.npz")).exit_code == 0
+    assert client.get(f"/api/sessions/{sid}/frame").json()["confusion"].__len__() == 3
+
+
+def test_points_from_a_csv_are_a_dataset(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(-3, 3, (200, 2))
+    labels = (xy[:, 0] > 0).astype(int)
+    (tmp_path / "mine.csv").write_text(
+        "x1,x2,label\n" + "".join(f"{a:.4f},{b:.4f},{c}\n" for (a, b), c in zip(xy, labels))
+    )
+    result = invoke(
+        "train",
+        "-c",
+        "playground/gauss",
+        "--set",
+        "data.dataset=mine.csv",
+        "--epochs",
+        "30",
+        "--out",
+        "csvrun",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["test_accuracy"] > 0.9
+    pytest.importorskip("matplotlib")
+    assert "boundary.png" in invoke("plot", "csvrun").stdout and (tmp_path / "csvrun" / "boundary.png").is_file()
+
+
+def test_the_page_in_a_browser(tmp_path) -> None:
+    import uvicorn
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    browser = chromium()
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#datasets button")) == 7)
+        browser.find_element(By.CSS_SELECTOR, '#datasets button[data-name="xor"]').click()  # pick a dataset ...
+        WebDriverWait(browser, 30).until(lambda b: "xor" in b.current_url)
+        preset = Select(browser.find_element(By.ID, "preset"))  # ... then the spiral preset: 3 x 16 tanh units
+        preset.select_by_visible_text("More neurons fit the spiral")
+        WebDriverWait(browser, 30).until(lambda b: "spiral" in b.current_url and "16" in b.current_url)
+        assert "bend the boundary" in browser.find_element(By.ID, "watch").text
+        browser.execute_script("document.getElementById('speed').value = 50")
+        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "train-loss").text != "–")
+        browser.find_element(By.ID, "play").click()
+
+        def accuracy(b: object) -> float:
+            text = browser.find_element(By.ID, "test-acc").text.rstrip("%")
+            return float(text) if text not in ("", "–") else 0.0
+
+        WebDriverWait(browser, 600, poll_frequency=0.5).until(lambda b: accuracy(b) >= 90)
+        browser.find_element(By.ID, "play").click()  # pause
+        if os.environ.get("MLPCLI_SCREENSHOT_DIR"):  # how docs/playground*.png are made
+            browser.save_screenshot(str(Path(os.environ["MLPCLI_SCREENSHOT_DIR"]) / "playground.png"))
+        shared = browser.current_url
+        assert "spiral" in shared
+        Select(browser.find_element(By.ID, "activation")).select_by_value("relu")
+        browser.find_element(By.ID, "reset").click()
+        WebDriverWait(browser, 30).until(lambda b: "step 0" in b.find_element(By.ID, "epoch").text)
+        browser.get("about:blank")
+        browser.get(shared)  # the shared link restores the same state
+        WebDriverWait(browser, 60).until(
+            lambda b: Select(b.find_element(By.ID, "activation")).first_selected_option.get_attribute("value") == "tanh"
+        )
+        assert browser.find_element(By.CSS_SELECTOR, "#datasets button.on").get_attribute("data-name") == "spiral"
+        browser.find_element(By.CSS_SELECTOR, '#datasets button[data-name="mnist-sample"]').click()
+        WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#templates canvas")) == 32)
+        browser.find_element(By.ID, "stepbtn").click()
+        WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#testdigits div")) == 12)
+        if os.environ.get("MLPCLI_SCREENSHOT_DIR"):
+            browser.find_element(By.ID, "play").click()
+            WebDriverWait(browser, 120).until(lambda b: accuracy(b) >= 80)
+            browser.find_element(By.ID, "play").click()
+            browser.save_screenshot(str(Path(os.environ["MLPCLI_SCREENSHOT_DIR"]) / "playground-digits.png"))
+    finally:
+        browser.quit()
+        server.should_exit = True
+        thread.join()
