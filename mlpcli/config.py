@@ -84,7 +84,9 @@ class ModelConfig(StrictModel):
     """The network: hidden layer sizes, activations, initialization, dropout."""
 
     hidden: list[int] = Field([256, 128], description="hidden layer sizes; [] is softmax regression")
-    activation: ActivationName = "relu"
+    activation: Union[ActivationName, list[ActivationName]] = Field(
+        "relu", description="hidden activation: one name for every hidden layer, or a list with one per layer"
+    )
     output: OutputName = "softmax"
     init: InitName = "he"
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="inverted dropout on hidden layers, in [0, 1)")
@@ -93,6 +95,14 @@ class ModelConfig(StrictModel):
         0.0, ge=0.0, description="after every step, cap each hidden unit's incoming weight norm at this (0 = off)"
     )
     leaky_slope: float = Field(0.01, ge=0.0, lt=1.0, description="negative slope of leaky_relu")
+
+    @model_validator(mode="after")
+    def _one_per_layer(self) -> ModelConfig:
+        if isinstance(self.activation, list) and len(self.activation) != len(self.hidden):
+            raise ValueError(
+                f"activation: {len(self.activation)} names for {len(self.hidden)} hidden layers (give one per layer)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sizes(self) -> ModelConfig:

@@ -279,3 +279,30 @@ def test_inspect_weights_draws_templates_and_writes_a_png(tmp_path) -> None:
     assert toy.exit_code == 0 and "W1 (neurons x inputs)" in toy.stdout and "neuron 2" in toy.stdout
     result = invoke("inspect", str(CONFIGS / "mnist.yaml"), "--weights")
     assert result.exit_code == 1 and "has no weights" in result.stderr
+
+
+def test_an_activation_per_layer_trains_saves_and_exports(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "--set",
+        "model.hidden=[16, 8]",
+        "--set",
+        "model.activation=[relu, tanh]",
+        "--epochs",
+        "2",
+        "--out",
+        "mixed",
+    ]
+    result = invoke("train", "-c", "quickstart", *args)
+    assert result.exit_code == 0, result.output
+    ckpt = checkpoint.load(tmp_path / "mixed" / "checkpoint.npz")
+    assert ckpt.meta["activation"] == ["relu", "tanh"] and Predictor(ckpt).model.activations == ["relu", "tanh"]
+    bad = invoke("train", "-c", "quickstart", "--set", "model.activation=[relu]", "--set", "model.hidden=[16, 8]")
+    assert bad.exit_code == 1 and "one per layer" in bad.stderr
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    assert invoke("export", "mixed", "-o", "mixed.onnx").exit_code == 0
+    pixels = load_dataset("mnist-sample").test_x[:20]
+    np.testing.assert_allclose(
+        _onnx_probabilities(tmp_path / "mixed.onnx", pixels), Predictor(ckpt).probabilities_raw(pixels), atol=1e-5
+    )

@@ -166,3 +166,14 @@ def test_label_smoothing_only_with_cross_entropy() -> None:
         get_loss("mse", 0.1)
     with pytest.raises(ValueError, match=r"in \[0, 1\)"):
         get_loss("cross_entropy", 1.0)
+
+
+def test_gradients_with_an_activation_per_layer() -> None:
+    rng = np.random.default_rng(5)
+    model = MLP([4, 6, 5, 5, 3], ["gelu", "tanh", "leaky_relu"], "softmax", dtype=np.float64).init(rng, "xavier")
+    assert model.activations == ["gelu", "tanh", "leaky_relu"]
+    x = rng.normal(size=(6, 4)) * 2
+    errors = check_gradients(model, x, rng.integers(0, 3, size=6), "cross_entropy")
+    assert max(errors.values()) < 1e-6, errors
+    with pytest.raises(ValueError, match="one per layer"):
+        MLP([4, 6, 3], ["relu", "tanh"])

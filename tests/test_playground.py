@@ -169,6 +169,9 @@ def test_the_page_in_a_browser(tmp_path) -> None:
             lambda b: Select(b.find_element(By.ID, "activation")).first_selected_option.get_attribute("value") == "tanh"
         )
         assert browser.find_element(By.CSS_SELECTOR, "#datasets button.on").get_attribute("data-name") == "spiral"
+        browser.find_element(By.ID, "clickadd").click()  # a point placed by clicking: the session's own points
+        browser.find_element(By.ID, "boundary").click()
+        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "pointscsv").is_displayed())
         browser.find_element(By.CSS_SELECTOR, '#datasets button[data-name="mnist-sample"]').click()
         WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#templates canvas")) == 32)
         browser.find_element(By.ID, "stepbtn").click()
@@ -182,3 +185,26 @@ def test_the_page_in_a_browser(tmp_path) -> None:
         browser.quit()
         server.should_exit = True
         thread.join()
+
+
+def test_points_of_ones_own_train_and_export_with_their_csv(tmp_path) -> None:
+    client = _client()
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(-3, 3, (120, 2))
+    doc = {"points": {"xy": xy.tolist(), "label": (xy[:, 1] > 0).astype(int).tolist()}, "model": {"hidden": [4]}}
+    sid = client.post("/api/sessions", json=doc).json()["id"]
+    assert client.post(f"/api/sessions/{sid}/step", json={"steps": 300}).json()["test_accuracy"] > 0.85
+    exported = client.get(f"/api/sessions/{sid}/export").text
+    assert "dataset: points.csv" in exported and "save it beside this file" in exported
+    csv_text = client.get(f"/api/sessions/{sid}/points.csv").text
+    assert csv_text.startswith("x1,x2,label\n") and len(csv_text.splitlines()) == 121
+    bad = client.post("/api/sessions", json={"points": {"xy": [[0, 0]], "label": [0, 1]}})
+    assert bad.status_code == 422 and "points" in bad.json()["error"]
+
+
+def test_an_activation_per_layer_in_a_session() -> None:
+    client = _client()
+    doc = {"data": {"dataset": "circle"}, "model": {"hidden": [6, 6], "activation": ["relu", "tanh"]}}
+    sid = client.post("/api/sessions", json=doc).json()["id"]
+    assert client.post(f"/api/sessions/{sid}/step", json={"steps": 20}).json()["step"] == 20
+    assert "- relu\n" in client.get(f"/api/sessions/{sid}/export").text

@@ -94,8 +94,18 @@ def _depth(value: Any) -> int:
 
 def _check_meta_fields(path: Path, meta: dict[str, Any], sizes: list[int]) -> None:
     """The fields mlpcli reads, of the types it reads them as (other fields are kept as they are)."""
-    if not isinstance(meta.get("activation"), str) or meta["activation"] not in ACTIVATIONS:
-        raise fail(path, f"meta.activation {_show(meta.get('activation'))} is not one of {', '.join(ACTIVATIONS)}")
+    activation = meta.get("activation")
+    names = [activation] if isinstance(activation, str) else activation if isinstance(activation, list) else [None]
+    if (
+        not names
+        or any(not isinstance(a, str) or a not in ACTIVATIONS for a in names)
+        or (isinstance(activation, list) and len(activation) != len(sizes) - 2)
+    ):
+        raise fail(
+            path,
+            f"meta.activation {_show(activation)} is not one of {', '.join(ACTIVATIONS)} "
+            "(or a list of them, one per hidden layer)",
+        )
     if not isinstance(meta.get("output"), str) or meta["output"] not in OUTPUTS:
         raise fail(path, f"meta.output {_show(meta.get('output'))} is not one of {', '.join(OUTPUTS)}")
     classes = meta.get("classes")

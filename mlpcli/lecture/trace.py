@@ -148,8 +148,10 @@ def gradcheck_all(seed: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
-def architecture(layer_sizes: list[int], activation: str, output: str) -> dict[str, Any]:
-    """Per layer: W's shape (lecture form, neurons x inputs), weights, biases, activation; and totals."""
+def architecture(layer_sizes: list[int], activation: str | list[str], output: str) -> dict[str, Any]:
+    """Per layer: W's shape (lecture form, neurons x inputs), weights, biases, activation (one name, or one per
+    hidden layer); and totals."""
+    names = [activation] * (len(layer_sizes) - 2) if isinstance(activation, str) else list(activation)
     layers = []
     for l in range(1, len(layer_sizes)):
         w, b, t = count_parameters(layer_sizes[l - 1 : l + 1])
@@ -160,7 +162,7 @@ def architecture(layer_sizes: list[int], activation: str, output: str) -> dict[s
                 "weights": w,
                 "biases": b,
                 "parameters": t,
-                "activation": output if l == len(layer_sizes) - 1 else activation,
+                "activation": output if l == len(layer_sizes) - 1 else names[l - 1],
             }
         )
     w, b, t = count_parameters(layer_sizes)

@@ -301,12 +301,29 @@ OUTPUTS: dict[str, Output] = {
 }
 
 
-def activation_params(name: str, values: dict[str, Any]) -> dict[str, float]:
-    """The parameters of activation `name` found in `values` (e.g. a config's model section), defaults filled."""
-    spec = ACTIVATIONS.get(name)
-    if spec is None:
-        return {}
-    return {k: float(values.get(k, v) if values.get(k) is not None else v) for k, v in spec.params.items()}
+def per_layer(activation: str | list[str], hidden_layers: int) -> list[str]:
+    """One activation name per hidden layer: a name for all of them, or a list with one per layer.
+
+    Raises ValueError for an unknown name or a list of the wrong length.
+    """
+    names = [activation] * hidden_layers if isinstance(activation, str) else list(activation)
+    if len(names) != hidden_layers:
+        raise ValueError(f"activation: {len(names)} names for {hidden_layers} hidden layers (give one per layer)")
+    for name in names:
+        if name not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return names
+
+
+def activation_params(name: str | list[str], values: dict[str, Any]) -> dict[str, float]:
+    """The parameters of activation `name` (or of every name of a per-layer list) found in `values` (e.g. a
+    config's model section), defaults filled."""
+    out: dict[str, float] = {}
+    for one in [name] if isinstance(name, str) else name:
+        spec = ACTIVATIONS.get(one)
+        if spec is not None:
+            out.update({k: float(values.get(k) if values.get(k) is not None else v) for k, v in spec.params.items()})
+    return out
 
 
 def get_activation(name: str, leaky_slope: float | None = None, **params: float) -> Activation:

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlpcli.nn.activations import DEFAULT_LEAKY_SLOPE, Output, activation_params, get_activation, get_output
+from mlpcli.nn.activations import (
+    DEFAULT_LEAKY_SLOPE,
+    Output,
+    activation_params,
+    get_activation,
+    get_output,
+    per_layer,
+)
 from mlpcli.nn.losses import get_loss
 from mlpcli.nn.optimizers import add_l2
 
@@ -85,7 +92,7 @@ class MLP:
     def __init__(
         self,
         layer_sizes: Sequence[int],
-        activation: str = "relu",
+        activation: str | list[str] = "relu",
         output: str = "softmax",
         *,
         params: dict[str, Array] | None = None,
@@ -108,7 +115,8 @@ class MLP:
         self.leaky_slope = float(leaky_slope)
         self.dtype = np.dtype(dtype)
         given = {"leaky_slope": leaky_slope, **activation_kwargs}
-        self._act = get_activation(activation, **given)
+        self.activations = per_layer(activation, len(self.layer_sizes) - 2)  # one name per hidden layer
+        self._acts_fn = [get_activation(a, **given) for a in self.activations]
         self.activation_params = activation_params(activation, given)  # e.g. {"leaky_slope": 0.01}
         self._out = get_output(output)
         self.params: dict[str, Array] = {}
@@ -186,9 +194,9 @@ class MLP:
             z += self.params[f"b{l}"]
             if l < L:
                 if ws is None:
-                    z = self._act.fn(z, out=z)  # evaluation keeps nothing: in place
+                    z = self._acts_fn[l - 1].fn(z, out=z)  # evaluation keeps nothing: in place
                 else:
-                    h = self._act.fn(z, out=ws.a[l][:n])
+                    h = self._acts_fn[l - 1].fn(z, out=ws.a[l][:n])
                     if self.dropout > 0:
                         z = np.multiply(h, self._mask(l, h.shape, self.dropout, rng, masks), out=ws.dropped[l][:n])
                     else:
@@ -270,7 +278,7 @@ class MLP:
             np.sum(delta, axis=0, out=self.grads[f"b{l}"])
             if l > 1:
                 back = np.matmul(delta, self.params[f"W{l}"].T, out=ws.deltas[l - 2][:n])  # (n, fan_in)
-                back *= self._act.grad(ws.z[l - 1][:n], ws.a[l - 1][:n], out=ws.slopes[l - 2][:n])
+                back *= self._acts_fn[l - 2].grad(ws.z[l - 1][:n], ws.a[l - 1][:n], out=ws.slopes[l - 2][:n])
                 if self.dropout > 0:
                     back *= self._masks[l - 1]
                 delta = back

@@ -75,7 +75,10 @@ def to_onnx(ckpt: Checkpoint) -> Any:
         inits.append(numpy_helper.from_array(ckpt.params[f"b{l}"].astype(np.float32), f"b{l}"))
         nodes.append(helper.make_node("Gemm", [f"a{l - 1}", f"W{l}", f"b{l}"], [f"z{l}"]))  # z = a W + b
         if l < L:
-            hidden = ACTIVATIONS[ckpt.meta["activation"]].onnx(ckpt.activation_params)
+            name = (
+                ckpt.meta["activation"] if isinstance(ckpt.meta["activation"], str) else ckpt.meta["activation"][l - 1]
+            )
+            hidden = ACTIVATIONS[name].onnx(ckpt.activation_params)
             nodes += _activation(helper, hidden, f"z{l}", f"a{l}", inits)
     nodes += _activation(helper, OUTPUTS[ckpt.meta["output"]].onnx({}), f"z{L}", OUTPUT, inits)
     graph = helper.make_graph(
@@ -94,7 +97,7 @@ def to_onnx(ckpt: Checkpoint) -> Any:
         "dataset": str(ckpt.meta.get("dataset", "")),
         "mlpcli_version": __version__,
         "layer_sizes": json.dumps(sizes),
-        "activation": ckpt.meta["activation"],
+        "activation": a if isinstance(a := ckpt.meta["activation"], str) else json.dumps(a),
         "output": ckpt.meta["output"],
         "input": "pixels: float32 (n, 784), raw 0-255 as in the IDX files",
     }

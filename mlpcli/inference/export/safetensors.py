@@ -49,7 +49,7 @@ def metadata(ckpt: Checkpoint) -> dict[str, str]:
     return {
         "format": "mlpcli-mlp",
         "layer_sizes": json.dumps(ckpt.layer_sizes),
-        "activation": str(meta["activation"]),
+        "activation": meta["activation"] if isinstance(meta["activation"], str) else json.dumps(meta["activation"]),
         "activation_params": json.dumps(ckpt.activation_params),
         "output": str(meta["output"]),
         "classes": json.dumps(ckpt.classes),

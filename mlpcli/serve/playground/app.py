@@ -3,14 +3,17 @@
     GET    /                                  the page (static/, shipped in the package; nothing from the internet)
     GET    /api/datasets                      the datasets, features, activations, optimizers, presets
     GET    /api/preview?dataset=&noise=       a dataset's points, for the picker
-    POST   /api/sessions                      a JSON config document (the YAML config's keys) -> {"id": ...}
+    POST   /api/sessions                      a JSON config document (the YAML config's keys; "points":
+                                              {"xy": [[x1, x2], ...], "label": [...]} for points of one's own)
+                                              -> {"id": ...}
     POST   /api/sessions/{id}/step            {"steps": N} -> {"step", "epoch", "train_loss", "test_loss",
                                               "train_accuracy", "test_accuracy"}
     GET    /api/sessions/{id}/frame?grid=64   what the page draws (see Session.frame)
     GET    /api/sessions/{id}/points          the training and test points
     POST   /api/sessions/{id}/rate            {"lr": x}: a new learning rate while it trains
     POST   /api/sessions/{id}/weight          {"layer", "i", "j", "value"}: edit one weight
-    GET    /api/sessions/{id}/export          the config as YAML
+    GET    /api/sessions/{id}/export          the config as YAML (points of the user's own: as points.csv)
+    GET    /api/sessions/{id}/points.csv      the points as x1,x2,label rows
     GET    /api/sessions/{id}/checkpoint      the model as an mlpcli checkpoint (.npz)
     DELETE /api/sessions/{id}                 close it
 
@@ -221,6 +224,14 @@ def create_app(hosts: tuple[str, ...] = (), origins: tuple[str, ...] = (), sessi
         except (MlpcliError, KeyError, TypeError, ValueError) as exc:
             return error(f"weight: {exc}")
         return {"ok": True}
+
+    @app.get("/api/sessions/{sid}/points.csv")
+    def points_csv(sid: str) -> Any:
+        s = session(sid)
+        if s.digits:
+            return error("digits mode has no points in the plane")
+        headers = {"Content-Disposition": 'attachment; filename="points.csv"'}
+        return Response(s.points_csv(), media_type="text/csv", headers=headers)
 
     @app.get("/api/sessions/{sid}/export")
     def export(sid: str) -> Any:

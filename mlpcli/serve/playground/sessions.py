@@ -53,10 +53,36 @@ def _merge(base: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def playground_config(doc: Any) -> ExperimentConfig:
-    """The config of a session: the document's keys over the playground's defaults; ConfigError naming a key."""
+def write_points(doc: Any, folder: Path) -> Path:
+    """Points the page sent ({"xy": [[x1, x2], ...], "label": [...]}: uploaded or clicked) as an x1,x2,label CSV."""
+    try:
+        xy = np.asarray(doc["xy"], dtype=np.float64).reshape(-1, 2)
+        labels = np.asarray(doc["label"], dtype=np.int64).reshape(-1)
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError('points: expected {"xy": [[x1, x2], ...], "label": [...]}') from None
+    if len(xy) != len(labels) or not 2 <= len(xy) <= LIMITS["points"]:
+        raise ConfigError(f"points: 2 to {LIMITS['points']} points, each with a label")
+    if not np.all(np.isfinite(xy)) or labels.min() < 0 or labels.max() > 9:
+        raise ConfigError("points: finite coordinates and labels 0-9")
+    path = folder / "points.csv"
+    path.write_text("x1,x2,label\n" + "".join(f"{a:.6g},{b:.6g},{c}\n" for (a, b), c in zip(xy, labels)))
+    return path
+
+
+def playground_config(doc: Any, folder: Path | None = None) -> ExperimentConfig:
+    """The config of a session: the document's keys over the playground's defaults; ConfigError naming a key.
+
+    A "points" key holds points of the user's own (written as a CSV in folder, the session's own)."""
     if not isinstance(doc, dict):
         raise ConfigError("the session's config must be a JSON object of config keys")
+    doc = dict(doc)
+    points = doc.pop("points", None)
+    if points is not None:
+        if folder is None:
+            raise ConfigError("points: not accepted here")
+        data = dict(doc.get("data") or {})
+        data["dataset"] = str(write_points(points, folder))
+        doc["data"] = data
     raw = _merge(DEFAULTS, doc)
     if raw.get("data", {}).get("dataset") == DIGITS:  # digits mode: a small MLP on the shipped sample
         raw["data"] = {**raw["data"], "validation": 0}
@@ -85,9 +111,10 @@ def _bytes(a: np.ndarray) -> str:
 class Session:
     """One tab's training: a prepared config, its optimizer and its Stepper."""
 
-    def __init__(self, cfg: ExperimentConfig) -> None:
+    def __init__(self, cfg: ExperimentConfig, folder: tempfile.TemporaryDirectory | None = None) -> None:
         from threadpoolctl import threadpool_limits
 
+        self.folder = folder  # the session's own files (uploaded points), removed with it
         self.id = uuid.uuid4().hex
         self.cfg = cfg
         self.lock = threading.Lock()
@@ -206,7 +233,22 @@ class Session:
             f"# exported from mlpcli playground after {self.p.state.epoch} whole epochs ({self.steps} steps)\n"
             f"#   mlpcli train -c THIS.yaml --epochs {max(self.p.state.epoch, 1)}\n"
         )
-        return head + dump_config(self.cfg)
+        cfg = self.cfg
+        if self.custom_points:  # the user's points: saved beside the YAML as points.csv (GET .../points.csv)
+            head += "# the points are the playground's points.csv: save it beside this file\n"
+            cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"dataset": "points.csv"})})
+        return head + dump_config(cfg)
+
+    @property
+    def custom_points(self) -> bool:
+        """Whether the session trains on points the page sent (uploaded or clicked)."""
+        return self.folder is not None and Path(self.cfg.data.dataset).parent == Path(self.folder.name)
+
+    def points_csv(self) -> str:
+        """The session's points (training and test) as an x1,x2,label CSV."""
+        d = self.p.dataset
+        rows = [(xy, y) for xs, ys in ((d.train_xy, d.train_y), (d.test_xy, d.test_y)) for xy, y in zip(xs, ys)]
+        return "x1,x2,label\n" + "".join(f"{a:.6g},{b:.6g},{c}\n" for (a, b), c in rows)
 
     def checkpoint(self) -> bytes:
         """The session now as an mlpcli checkpoint (.npz) that eval, inspect and trace read."""
@@ -226,12 +268,17 @@ class Sessions:
 
     def create(self, doc: Any) -> Session:
         """A new session for a config document (the oldest idle one closed when the limit is reached)."""
-        session = Session(playground_config(doc))
+        folder = tempfile.TemporaryDirectory(prefix="mlpcli-playground-")
+        try:
+            session = Session(playground_config(doc, Path(folder.name)), folder)
+        except BaseException:
+            folder.cleanup()
+            raise
         with self.lock:
             self._expire()
             if len(self.items) >= self.limit:
                 oldest = min(self.items.values(), key=lambda s: s.touched)
-                del self.items[oldest.id]
+                self._drop(oldest.id)
             self.items[session.id] = session
         return session
 
@@ -248,12 +295,17 @@ class Sessions:
     def close(self, sid: str) -> None:
         """Forget a session."""
         with self.lock:
-            self.items.pop(sid, None)
+            self._drop(sid)
+
+    def _drop(self, sid: str) -> None:
+        session = self.items.pop(sid, None)
+        if session is not None and session.folder is not None:
+            session.folder.cleanup()
 
     def _expire(self) -> None:
         now = time.monotonic()
         for sid in [s.id for s in self.items.values() if now - s.touched > self.idle]:
-            del self.items[sid]
+            self._drop(sid)
 
 
 def preview(dataset: str, noise: float = 0.0, points: int = 200) -> dict[str, Any]:

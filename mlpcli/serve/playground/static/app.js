@@ -29,6 +29,7 @@ let busy = false;
 let curve = [];            // [{step, train_loss, test_loss}]
 let points = null;         // plane points of the session
 let lastFrame = null;
+let ownPoints = null;      // points uploaded or clicked: {xy, label} (not in the URL: they can be many)
 
 function clone(x) { return JSON.parse(JSON.stringify(x)); }
 
@@ -74,6 +75,11 @@ function bytes(b64) {
 
 // ---- the controls --------------------------------------------------------------------------
 
+function layerActivations() {
+  const a = config.model.activation, n = config.model.hidden.length;
+  return Array.isArray(a) ? a.slice(0, n).concat(Array(Math.max(0, n - a.length)).fill(a[a.length - 1])) : Array(n).fill(a);
+}
+
 function showControls() {
   const d = config.data, m = config.model, o = config.optimizer;
   fill($("lr"), CHOICES.lr, o.lr);
@@ -82,7 +88,7 @@ function showControls() {
   fill($("schedule"), meta.schedules, config.schedule.name);
   fill($("l2"), CHOICES.l2, o.weight_decay || 0);
   fill($("dropout"), CHOICES.dropout, m.dropout || 0);
-  fill($("activation"), meta.activations, m.activation);
+  fill($("activation"), meta.activations, Array.isArray(m.activation) ? m.activation[0] : m.activation);
   fill($("points"), CHOICES.points, d.points);
   fill($("ratio"), CHOICES.ratio, d.test_ratio, (v) => `${Math.round(v * 100)}%`);
   $("head").value = m.output === "sigmoid" ? "sigmoid" : "softmax";
@@ -113,7 +119,16 @@ function showControls() {
     minus.textContent = "−"; plus.textContent = "+";
     minus.onclick = () => { if (m.hidden[i] > 1) { m.hidden[i]--; restart(); } };
     plus.onclick = () => { if (m.hidden[i] < meta.limits.neurons) { m.hidden[i]++; restart(); } };
-    s.append(`layer ${i + 1}: ${n} `, minus, plus);
+    const act = document.createElement("select");
+    fill(act, meta.activations, layerActivations()[i]);
+    act.title = "this layer's activation";
+    act.onchange = () => {
+      const names = layerActivations();
+      names[i] = act.value;
+      config.model.activation = names.every((a) => a === names[0]) ? names[0] : names;
+      restart();
+    };
+    s.append(`layer ${i + 1}: ${n} `, minus, plus, " ", act);
     lb.appendChild(s);
   });
   const digits = d.dataset === "mnist-sample";
@@ -149,9 +164,34 @@ function bind() {
   $("stepbtn").onclick = () => advance(1);
   $("reset").onclick = () => restart();
   $("addlayer").onclick = () => {
-    if (config.model.hidden.length < meta.limits.hidden_layers) { config.model.hidden.push(4); restart(); }
+    if (config.model.hidden.length >= meta.limits.hidden_layers) return;
+    const names = layerActivations();
+    config.model.hidden.push(4);
+    if (Array.isArray(config.model.activation)) config.model.activation = names.concat([names[names.length - 1] || "tanh"]);
+    restart();
   };
-  $("droplayer").onclick = () => { if (config.model.hidden.length) { config.model.hidden.pop(); restart(); } };
+  $("droplayer").onclick = () => {
+    if (!config.model.hidden.length) return;
+    config.model.hidden.pop();
+    if (Array.isArray(config.model.activation)) config.model.activation = layerActivations();
+    restart();
+  };
+  $("upload").onchange = async () => {
+    const file = $("upload").files[0];
+    if (!file) return;
+    const rows = (await file.text()).split(/\r?\n/).slice(1).map((r) => r.split(",").map(Number)).filter((r) => r.length >= 3 && r.every(isFinite));
+    ownPoints = { xy: rows.map((r) => [r[0], r[1]]), label: rows.map((r) => r[2]) };
+    restart();
+  };
+  $("boundary").onclick = (e) => {
+    if (!$("clickadd").checked || !points) return;
+    const c = $("boundary"), rect = c.getBoundingClientRect(), [x0, x1, y0, y1] = points.bounds;
+    const x = x0 + ((e.clientX - rect.left) / rect.width) * (x1 - x0), y = y1 - ((e.clientY - rect.top) / rect.height) * (y1 - y0);
+    if (!ownPoints) ownPoints = { xy: points.train.xy.concat(points.test.xy), label: points.train.label.concat(points.test.label) };
+    ownPoints.xy.push([x, y]);
+    ownPoints.label.push(Number($("clickclass").value));
+    restart();
+  };
   $("preset").onchange = () => {
     const p = meta.presets[Number($("preset").value)];
     if (!p) return;
@@ -171,6 +211,7 @@ async function datasetButtons() {
     c.width = 60; c.height = 60;
     b.append(c, name === "mnist-sample" ? "digits" : name);
     b.onclick = () => {
+      ownPoints = null;
       config.data.dataset = name;
       if (name === "mnist-sample") { config.model.hidden = [32]; config.model.activation = "relu"; config.train.batch_size = 50; }
       else if (config.model.hidden.length === 1 && config.model.hidden[0] === 32) config.model.hidden = [8, 8];
@@ -310,7 +351,7 @@ function explain(frame, l, i) {
   const W = frame.weights[l - 1], b = frame.biases[l - 1][i];
   const ws = W.map((row) => row[i]);
   const last = l === frame.layer_sizes.length - 1;
-  const f = last ? config.model.output : config.model.activation;
+  const f = last ? config.model.output : layerActivations()[l - 1];
   const terms = ws.slice(0, 8).map((w, k) => `${w.toFixed(3)}·a${k}`).join(" + ") + (ws.length > 8 ? " + …" : "");
   let text = `neuron ${i} of layer ${l}\nz = W a + b = ${terms} + ${b.toFixed(3)}\na = ${f}(z)`;
   if (last && config.loss === "mse") text += "\ndelta = o(1 − o)(o − t)   (squared error through the sigmoid: the lecture's delta rule)";
@@ -397,7 +438,8 @@ async function restart() {
   if (session) api("DELETE", `/api/sessions/${session}`).catch(() => {});
   session = null; curve = []; points = null;
   try {
-    session = (await api("POST", "/api/sessions", config)).id;
+    const doc = ownPoints ? Object.assign(clone(config), { points: ownPoints }) : config;
+    session = (await api("POST", "/api/sessions", doc)).id;
   } catch (e) {
     $("watch").textContent = `error: ${e.message}`;
     return;
@@ -405,6 +447,8 @@ async function restart() {
   if (config.data.dataset !== "mnist-sample") points = await api("GET", `/api/sessions/${session}/points`);
   $("export").href = `/api/sessions/${session}/export`;
   $("save").href = `/api/sessions/${session}/checkpoint`;
+  $("pointscsv").href = `/api/sessions/${session}/points.csv`;
+  $("pointscsv").hidden = !ownPoints;
   await refresh();
   if (was) { playing = true; loop(); }
 }
