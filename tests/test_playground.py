@@ -96,6 +96,8 @@ def test_a_saved_checkpoint_is_read_by_eval_inspect_and_trace(tmp_path) -> None:
     (tmp_path / "p.npz").write_bytes(client.get(f"/api/sessions/{sid}/checkpoint").content)
     assert json.loads(invoke("eval", str(tmp_path / "p.npz"), "--json").stdout)["n"] == 250
     assert invoke("inspect", str(tmp_path / "p.npz")).exit_code == 0
+    traced = json.loads(invoke("trace", "-c", str(tmp_path / "p.npz"), "--input", "0.5,-1", "--json").stdout)
+    assert len(traced["output"]) == 3 and abs(sum(traced["output"]) - 1) < 1e-6
     assert client.get(f"/api/sessions/{sid}/frame").json()["confusion"].__len__() == 3
 
 

@@ -171,7 +171,10 @@ def _numbers(text: str, option: str) -> list[float]:
 
 
 def trace(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="A network file with explicit weights.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="A network file (toy), or a small checkpoint such as a playground model."),
+    ] = None,
     input_: Annotated[str | None, typer.Option("--input", "-x", help="Input vector, e.g. 1,-1.")] = None,
     target: Annotated[
         str | None, typer.Option("--target", "-t", help="Target vector: adds deltas, gradients, one SGD step.")
@@ -183,7 +186,7 @@ def trace(
 ) -> None:
     """A small network's forward pass, deltas, gradients and one SGD step, in numbers (the lecture's formulas)."""
     from mlpcli.errors import ConfigError
-    from mlpcli.lecture.network_file import load_network
+    from mlpcli.lecture.network_file import load_network, network_of_checkpoint
     from mlpcli.lecture.trace import trace as trace_network
     from mlpcli.lecture.trace import trace_graph
 
@@ -208,7 +211,7 @@ def trace(
     x = _numbers(input_, "--input")
     t = _numbers(target, "--target") if target is not None else None
     with user_errors(json_out):
-        spec = load_network(config)
+        spec = network_of_checkpoint(_resolve(config)) if _resolve(config).suffix == ".npz" else load_network(config)
         try:
             doc = trace_network(spec, x, t, lr)
         except ValueError as exc:

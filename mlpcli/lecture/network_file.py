@@ -72,3 +72,29 @@ def is_network_file(path: Path | str) -> bool:
     """True when a YAML file describes an explicit network rather than an experiment."""
     raw = read_yaml(find_config(path))
     return isinstance(raw, dict) and "network" in raw
+
+
+MAX_TRACED = 64  # neurons in a layer that trace writes out
+
+
+def network_of_checkpoint(path: Path) -> NetworkSpec:
+    """A small checkpoint (a playground model) as a network file, so trace can follow its numbers.
+
+    Its input is what the network sees: features after the checkpoint's normalization.
+    """
+    from mlpcli.files import checkpoint
+
+    ckpt = checkpoint.load(path)
+    if max(ckpt.layer_sizes) > MAX_TRACED:
+        raise ConfigError(f"{path}: trace writes out every weight: layers of at most {MAX_TRACED} neurons")
+    if not isinstance(ckpt.meta["activation"], str):
+        raise ConfigError(f"{path}: trace follows one hidden activation; this network has one per layer")
+    layers = [
+        {"W": ckpt.params[f"W{l}"].T.tolist(), "b": ckpt.params[f"b{l}"].tolist()}
+        for l in range(1, len(ckpt.layer_sizes))
+    ]
+    doc = {"activation": ckpt.meta["activation"], "output": ckpt.meta["output"], "loss": ckpt.loss, "layers": layers}
+    try:
+        return NetworkSpec.model_validate(doc)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {format_validation_error(exc, NetworkSpec)}") from None
