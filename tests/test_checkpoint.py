@@ -41,7 +41,7 @@ def test_round_trip_matches_the_documented_layout(tmp_path) -> None:
     assert {"W1", "b1", "W2", "b2", "norm_mean", "norm_std", "meta", "opt.t"} == set(arrays)
     assert arrays["W1"].shape == (784, 16) and arrays["W1"].dtype == np.float32
     meta = json.loads(str(arrays["meta"]))
-    assert meta["format"] == "mlpcli.files.checkpoint" and meta["version"] == 1
+    assert meta["format"] == "mlpcli.checkpoint" and meta["version"] == 1
     assert meta["layer_sizes"] == [784, 16, 10] and "created" in meta and "mlpcli_version" in meta
     loaded = checkpoint.load(path)
     np.testing.assert_array_equal(loaded.params["W2"], _ckpt().params["W2"])
@@ -52,7 +52,7 @@ def test_round_trip_matches_the_documented_layout(tmp_path) -> None:
 def test_a_checkpoint_written_by_hand_in_the_documented_format_loads(tmp_path) -> None:
     rng = np.random.default_rng(1)
     meta = {
-        "format": "mlpcli.files.checkpoint",
+        "format": "mlpcli.checkpoint",
         "version": 1,
         "layer_sizes": [784, 10],
         "activation": "relu",
@@ -165,3 +165,10 @@ def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch) -> None:
         checkpoint.save(path, _ckpt((784, 32, 10)))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
+
+
+def test_the_checkpoint_format_name_is_the_one_every_release_wrote() -> None:
+    """Checkpoints say format "mlpcli.checkpoint" whatever module writes them (old files must keep loading)."""
+    from mlpcli.files.checkpoint_meta import FORMAT
+
+    assert FORMAT == "mlpcli.checkpoint"

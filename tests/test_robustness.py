@@ -302,7 +302,7 @@ def test_checkpoints_with_arbitrary_arrays_raise_only_checkpoint_errors(tmp_path
         "json": lambda: np.array(
             json.dumps(
                 {
-                    "format": "mlpcli.files.checkpoint",
+                    "format": "mlpcli.checkpoint",
                     "version": 1,
                     "layer_sizes": [784, 4],
                     "activation": "relu",

@@ -230,7 +230,7 @@ def _header_only(shape: tuple, descr: str = "<f4", extra: bytes = b"\0" * 64) ->
 
 def _meta(**overrides) -> dict:
     meta = {
-        "format": "mlpcli.files.checkpoint",
+        "format": "mlpcli.checkpoint",
         "version": 1,
         "layer_sizes": [4, 3, 2],
         "activation": "relu",
@@ -312,7 +312,7 @@ def test_lying_members_fail_in_one_line_without_allocating(tmp_path, member, dat
         (_meta(history={"a": 1}), "meta.history must be a list"),
         (_meta(epoch=1.5), "meta.epoch must be an integer"),
         (_meta(classes=[[1], [2]]), "meta.classes must list 2 names"),
-        (_meta(activation=["relu"]), "meta.activation"),
+        (_meta(activation=["relu", "relu"]), "meta.activation"),  # one per hidden layer: here, one
         ("[" * 100000 + "]" * 100000, "nested too deeply"),
         (json.dumps(_meta(config={"a": json.loads("[" * 40 + "]" * 40)})), "nested more than 32 levels"),
         ("{" + '"a":' * 5 + "1}", "not valid JSON"),

@@ -12,7 +12,7 @@ from mlpcli.files.npz import Header, NpzError, SafeNpz
 from mlpcli.nn.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE, OUTPUTS
 from mlpcli.nn.losses import LOSSES
 
-FORMAT = "mlpcli.files.checkpoint"
+FORMAT = "mlpcli.checkpoint"
 VERSION = 1
 MAX_META_BYTES = 16 * 1024 * 1024  # a long run's history is well under 1 MB
 MAX_META_DEPTH = 32
