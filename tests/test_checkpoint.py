@@ -172,3 +172,17 @@ def test_the_checkpoint_format_name_is_the_one_every_release_wrote() -> None:
     from mlpcli.files.checkpoint_meta import FORMAT
 
     assert FORMAT == "mlpcli.checkpoint"
+
+
+def test_checkpoints_of_the_development_builds_load_too(tmp_path) -> None:
+    from mlpcli.files import checkpoint
+
+    ckpt = checkpoint.Checkpoint(
+        params={"W1": np.zeros((4, 2), np.float32), "b1": np.zeros(2, np.float32)},
+        norm_mean=np.array(0.1, np.float32),
+        norm_std=np.array(0.3, np.float32),
+        meta=checkpoint.build_meta([4, 2], "relu", "softmax", ["0", "1"], "x"),
+    )
+    ckpt.meta["format"] = "mlpcli.files.checkpoint"
+    checkpoint.save(tmp_path / "dev.npz", ckpt)
+    assert checkpoint.load(tmp_path / "dev.npz").layer_sizes == [4, 2]

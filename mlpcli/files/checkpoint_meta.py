@@ -13,6 +13,8 @@ from mlpcli.nn.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE, OUTPUTS
 from mlpcli.nn.losses import LOSSES
 
 FORMAT = "mlpcli.checkpoint"
+# also read: what development builds of 2026-11-30 wrote after the folder move (the same layout)
+FORMATS_READ = (FORMAT, "mlpcli.files.checkpoint")
 VERSION = 1
 MAX_META_BYTES = 16 * 1024 * 1024  # a long run's history is well under 1 MB
 MAX_META_DEPTH = 32
@@ -44,7 +46,7 @@ def parse_meta(path: Path, npz: SafeNpz) -> dict[str, Any]:
         raise fail(path, f"meta is not valid JSON ({exc})") from None
     if _depth(meta) > MAX_META_DEPTH:
         raise fail(path, f"meta is nested more than {MAX_META_DEPTH} levels deep")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in FORMATS_READ:
         shown = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise fail(path, f"meta.format is {_show(shown)}, expected {FORMAT!r}")
     version = meta.get("version")
