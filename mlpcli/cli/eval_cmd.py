@@ -237,9 +237,16 @@ def _predict_csv(inputs: list[Path], checkpoint: Path | None, submission: Path |
         return
     per_class = np_bincount(predictions, len(classes))
     counts = ", ".join(f"{classes[c]}: {n}" for c, n in enumerate(per_class))
+    for i, p in enumerate(predictions[:CSV_ROWS_SHOWN]):
+        console.print(f"row {i + 1}: {classes[int(p)]} ({float(probs[i, p]):.1%})")
+    if len(predictions) > CSV_ROWS_SHOWN:
+        console.print(f"... ({len(predictions) - CSV_ROWS_SHOWN:,} more rows: --json or --submission gives all)")
     console.print(f"{inputs[0]}: {len(predictions):,} rows predicted ({counts})")
     if submission is not None:
         console.print(f"wrote {submission} (ImageId,Label; {len(predictions):,} rows)")
+
+
+CSV_ROWS_SHOWN = 10  # rows of a CSV's predictions drawn on screen
 
 
 def np_bincount(values: Any, length: int) -> list[int]:

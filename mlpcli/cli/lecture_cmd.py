@@ -99,12 +99,12 @@ def inspect(
     else:
         console.print(f"normalization: (pixels/255 - {mean:.4f}) / {std:.4f}")
     table = Table(title="weights", title_justify="left", show_edge=False)
-    for col in ("array", "shape", "mean", "std", "min", "max", "|w| < 1e-3"):
-        table.add_column(col, justify="left" if col in ("array", "shape") else "right")
+    for col in ("array", "shape (lecture form)", "mean", "std", "min", "max", "|w| < 1e-3"):
+        table.add_column(col, justify="left" if col in ("array", "shape (lecture form)") else "right")
     for w in doc["weights"]:
         table.add_row(
             w["name"],
-            "x".join(map(str, w["shape"])),
+            " x ".join(map(str, reversed(w["shape"]))),  # neurons x inputs, as the architecture table says
             f"{w['mean']:.4f}",
             f"{w['std']:.4f}",
             f"{w['min']:.4f}",
