@@ -121,3 +121,16 @@ def test_compare_tells_two_sweeps_trials_apart() -> None:
         "a/trials/000",
         "b/trials/000",
     ]
+
+
+def test_predict_of_a_csv_shows_its_first_rows_and_inspect_one_w_form(sample_model, tmp_path) -> None:
+    from helpers import write_csv
+
+    from mlpcli.data.load import load_dataset
+
+    data = load_dataset("mnist-sample")
+    write_csv(tmp_path / "test.csv", data.test_x[:12], None)
+    shown = invoke("predict", str(tmp_path / "test.csv"), "-c", str(sample_model)).stdout
+    assert "row 1:" in shown and "row 10:" in shown and "2 more rows" in shown
+    text = invoke("inspect", str(sample_model)).stdout
+    assert text.count("128 x 784") == 2 and "784x128" not in text
