@@ -36,12 +36,14 @@ class DownloadEnd:
 
 @dataclass(frozen=True)
 class TrainStart:
-    """Training begins (or resumes) at start_epoch of epochs, with steps_per_epoch batches each."""
+    """Training begins (or resumes) at start_epoch of epochs, with steps_per_epoch batches each; monitor is
+    the metric that chooses the best epoch (the one checkpoint.npz keeps)."""
 
     epochs: int
     start_epoch: int
     steps_per_epoch: int
     n_train: int
+    monitor: str = "val_loss"
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,25 @@ class Message:
 
 @dataclass
 class History:
-    """Per-epoch metric rows and where the run ended."""
+    """Per-epoch metric rows and where the run ended. The best epoch is the one checkpoint.npz keeps: the
+    best value of monitor (lowest loss, highest accuracy); every "best" mlpcli shows means that epoch."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_early: bool = False
+    monitor: str = "val_loss"
+
+    def best_row(self) -> dict[str, Any] | None:
+        """The best epoch's metrics (None before the first epoch)."""
+        return best_row(self.rows, self.best_epoch)
+
+
+def best_row(rows: list[dict[str, Any]], best_epoch: int | None) -> dict[str, Any] | None:
+    """The row of epoch best_epoch in metric rows (the last row when best_epoch is None or absent)."""
+    for row in rows:
+        if best_epoch is not None and row.get("epoch") == best_epoch:
+            return row
+    return rows[-1] if rows else None
 
 
 Event = Any

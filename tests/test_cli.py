@@ -50,7 +50,7 @@ def test_train_shows_header_epochs_and_summary(trained) -> None:
     assert result.exit_code == 0
     assert "4,500 train, 500 validation, 1,000 test" in out
     assert "32 x 784" in out and "25,450" in out  # 784*32 + 32 + 32*10 + 10
-    assert "1/2" in out and "2/2" in out and "* best" in out
+    assert "1/2" in out and "2/2" in out and "* marks the best epoch so far, by lowest val loss" in out
     assert "test accuracy" in out and "learning curves" in out
     assert "runs/again/checkpoint.npz" in out
 

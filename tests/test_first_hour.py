@@ -134,3 +134,147 @@ def test_predict_of_a_csv_shows_its_first_rows_and_inspect_one_w_form(sample_mod
     assert "row 1:" in shown and "row 10:" in shown and "2 more rows" in shown
     text = invoke("inspect", str(sample_model)).stdout
     assert text.count("128 x 784") == 2 and "784x128" not in text
+
+
+def _in_a_terminal(*args: str, cwd: Path, columns: int, **extra_env: str) -> str:
+    """What mlpcli writes to a pseudo-terminal of the given width (stdout and stderr, escapes removed)."""
+    import fcntl
+    import pty
+    import re
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TERM": "xterm", **extra_env}
+    env.pop("COLUMNS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlpcli", *args], cwd=cwd, env=env, stdin=follower, stdout=follower, stderr=follower
+    )
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the program ended
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    proc.wait()
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace")).replace("\r", "")
+
+
+def test_long_lines_wrap_between_words_on_a_terminal(tmp_path) -> None:
+    message = _mlpcli("train", "-c", "quickstart", "--set", "optimizer.lr=-1", cwd=tmp_path).stderr.strip()
+    assert len(message) > 60 and len(message.splitlines()) == 1  # one line in a pipe, for grep
+    shown = _in_a_terminal("train", "-c", "quickstart", "--set", "optimizer.lr=-1", cwd=tmp_path, columns=40)
+    lines = [line.rstrip() for line in shown.strip().splitlines()]
+    assert len(lines) > 1 and max(map(len, lines)) <= 40
+    assert " ".join(lines).split() == message.split()  # every word whole: no `norma` / `lize`
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["train"], ["eval"], ["predict"], ["runs"], ["compare"], ["sweep"], ["serve"], ["data", "show"], ["trace"], []],
+)
+def test_help_says_flags_are_flags_and_names_arguments(command) -> None:
+    shown = invoke(*command, "--help").stdout
+    assert "<bool>" not in shown and "list[" not in shown and "{" not in shown, shown
+
+
+def test_show_completion_prints_the_named_shells_script(tmp_path) -> None:
+    assert _mlpcli("--show-completion", "zsh", cwd=tmp_path).stdout.startswith("#compdef mlpcli")
+    assert "complete --command mlpcli" in _mlpcli("--show-completion", "fish", cwd=tmp_path).stdout
+    assert "complete -o default -F _mlpcli_completion mlpcli" in _mlpcli("--show-completion=bash", cwd=tmp_path).stdout
+    refused = _mlpcli("--show-completion", "tcsh", cwd=tmp_path)
+    assert refused.returncode != 0 and "'tcsh' is not a shell" in refused.stderr and refused.stdout == ""
+
+
+def test_every_best_on_screen_is_the_epoch_the_checkpoint_holds(tmp_path) -> None:
+    from rich.console import Console
+
+    from mlpcli.cli.render import curves_table
+    from mlpcli.runs.compare import compare
+
+    # accuracy peaks at epoch 1, loss at epoch 2: "best" is epoch 2 (the checkpoint's), everywhere
+    rows = [
+        {"epoch": 1, "train_loss": 0.5, "val_loss": 0.30, "train_accuracy": 0.9, "val_accuracy": 0.9826},
+        {"epoch": 2, "train_loss": 0.4, "val_loss": 0.25, "train_accuracy": 0.91, "val_accuracy": 0.9810},
+        {"epoch": 3, "train_loss": 0.3, "val_loss": 0.28, "train_accuracy": 0.92, "val_accuracy": 0.9800},
+    ]
+    console = Console(width=120, record=True)
+    console.print(curves_table(rows, 2, "val_loss"))
+    text = console.export_text()
+    assert "best: epoch 2, lowest val loss" in text and "98.10%" in text and "98.26%" in text.split("98.10%")[0]
+    ran = _mlpcli("train", *QUICK[:-2], "--epochs", "4", "--json", cwd=tmp_path)
+    doc = json.loads(ran.stdout)
+    run_dir = tmp_path / doc["run_dir"]
+    best = next(r for r in doc["history"] if r["epoch"] == doc["best_epoch"])
+    assert doc["best_by"] == "val_loss"
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["best_epoch"] == doc["best_epoch"] and status["best_val_accuracy"] == best["val_accuracy"]
+    from mlpcli.files import checkpoint
+
+    assert checkpoint.load(run_dir / "checkpoint.npz").meta["epoch"] == doc["best_epoch"]
+    compared = compare([run_dir, run_dir])["runs"][0]["best"]
+    assert compared["val_accuracy"] == pytest.approx(best["val_accuracy"]) and compared["epoch"] == doc["best_epoch"]
+
+
+def test_the_sweep_tables_never_cut_a_folder_nor_print_an_empty_header() -> None:
+    from rich.console import Console
+
+    from mlpcli.cli import sweep_cmd
+
+    table = sweep_cmd.SweepTable("val_accuracy", live=True)
+    narrow = Console(width=60, height=14, record=True, force_terminal=True)
+    narrow.print(table.table())
+    assert narrow.export_text().strip() == ""  # no header over nothing
+    for i in range(30):
+        state = "running" if i in (3, 29) else "complete"
+        table.rows[i] = {"params": {"optimizer.lr": 0.0031622776601683794}, "epoch": 2, "value": 0.9, "state": state}
+    old = sweep_cmd.console
+    try:
+        sweep_cmd.console = narrow
+        narrow.print(table.table())
+        shown = narrow.export_text()
+        assert len(shown.splitlines()) <= 14 and "lr=0.003162" in shown and "0.00316227" not in shown
+        assert "   3 │" in shown and "  29 │" in shown  # running trials stay in view
+        folder = "runs/sweeps/a-sweep-with-a-long-name/trials/000"
+        trials = [
+            {
+                "number": i,
+                "params": {"optimizer.lr": 0.1 * (i + 1), "model.hidden": [64]},
+                "value": 0.9,
+                "state": "complete",
+                "run_dir": folder[:-1] + str(i),
+            }
+            for i in range(3)
+        ]
+        doc = {
+            "name": "a-sweep",
+            "metric": {"name": "val_accuracy"},
+            "trials": trials,
+            "ranked": [0, 1, 2],
+            "best": {**trials[0], "checkpoint": folder + "/checkpoint.npz"},
+            "importance": None,
+        }
+        for width in (60, 200):
+            sweep_cmd.console = Console(width=width, record=True)
+            sweep_cmd._final(doc)
+            text = sweep_cmd.console.export_text()
+            assert all(t["run_dir"] in text for t in trials) and "hidden" not in text.split("best:")[0]
+    finally:
+        sweep_cmd.console = old
+
+
+def test_data_where_never_cuts_a_path(tmp_path) -> None:
+    cache = tmp_path / "a-cache-folder-with-a-rather-long-name-so-that-no-table-column-could-hold-it"
+    (cache / "mnist").mkdir(parents=True)
+    (cache / "mnist" / ".train-images-idx3-ubyte.gz.1234.part").write_bytes(b"\x1f\x8b partial")
+    shown = _in_a_terminal("data", "where", cwd=tmp_path, columns=80, MLPCLI_DATA_DIR=str(cache))
+    where = json.loads(_mlpcli("data", "where", "--json", cwd=tmp_path, MLPCLI_DATA_DIR=str(cache)).stdout)
+    folders = {str(Path(row["path"]).parent) for row in where["files"] if row["path"]}
+    assert str(cache / "mnist") in folders and "…" not in shown
+    assert all(folder in shown.replace("\n", "") for folder in folders)

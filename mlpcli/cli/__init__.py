@@ -2,18 +2,61 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import typer
 
 from mlpcli import __version__
 
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+class _Group(typer.core.TyperGroup):
+    """The root command group; its help says flags are flags and arguments by their names (see _tidy)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _tidy(self)
+
+
+def _tidy(command: Any) -> None:
+    """Help text as a reader expects it, whatever the Typer version: a flag shows no value type (Typer 0.29
+    prints `<bool>`), an argument shows its name in capitals (not `{run_dir}`), a repeatable value its own
+    type (not `<list[str]>`)."""
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif param.param_type_name == "argument" and param.metavar is None:
+            many = "..." if param.nargs != 1 else ""
+            param.metavar = (param.name or "").upper() + many
+            usage = param.metavar if param.required else f"[{param.metavar}]"
+            param._usage_display_name = lambda usage=usage: usage  # Typer >= 0.29 wraps a name in braces
+        if hasattr(param, "display_type_rich") and not getattr(
+            param, "is_flag", False
+        ):  # <list[Path]> -> <path>, as click says it
+            shown = param.display_type_rich
+            param.display_type_rich = lambda ctx, shown=shown: re.sub(r"list\[(.*?)\]", r"\1", shown(ctx) or "").lower()
+    help_option = command.get_help_option
+
+    def get_help_option(ctx: Any) -> Any:
+        option = help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = get_help_option
+    for sub in getattr(command, "commands", {}).values():
+        _tidy(sub)
+
+
 app = typer.Typer(
     name="mlpcli",
+    cls=_Group,
     help="Train, evaluate and use multi-layer perceptrons on MNIST-style digits (a from-scratch NumPy network).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    add_completion=False,  # ours below take the shell's name: --show-completion zsh
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -24,11 +67,56 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _completion(ctx: typer.Context, param: Any, value: str | None) -> None:
+    """--show-completion / --install-completion SHELL: Typer's script for that shell (auto: the one running)."""
+    from typer.completion import install_callback, show_callback
+
+    if value is None or ctx.resilient_parsing:
+        return
+    if value != "auto" and value not in SHELLS:
+        raise typer.BadParameter(f"{value!r} is not a shell mlpcli completes; choose one of {', '.join(SHELLS)}")
+    callback = show_callback if param.name == "show_completion" else install_callback
+    callback(ctx, param, True if value == "auto" else value)
+
+
+def completion_argv(argv: list[str]) -> list[str]:
+    """Command-line arguments with the completion options' optional shell joined on: `--show-completion zsh`
+    becomes `--show-completion=zsh` (a word that is no shell is then refused), a bare `--show-completion`
+    becomes `--show-completion=auto`."""
+    out = list(argv)
+    for flag in ("--show-completion", "--install-completion"):
+        if flag in out:
+            i = out.index(flag)
+            shell = out[i + 1] if i + 1 < len(out) and not out[i + 1].startswith("-") else None
+            out[i : i + (2 if shell else 1)] = [f"{flag}={shell or 'auto'}"]
+    return out
+
+
 @app.callback()
 def _root(
     version: Annotated[
         bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
+    install_completion: Annotated[
+        str | None,
+        typer.Option(
+            metavar="[SHELL]",
+            callback=_completion,
+            is_eager=True,
+            expose_value=False,
+            help=f"Install shell completion ({', '.join(SHELLS)}; default: the shell running mlpcli).",
+        ),
+    ] = None,
+    show_completion: Annotated[
+        str | None,
+        typer.Option(
+            metavar="[SHELL]",
+            callback=_completion,
+            is_eager=True,
+            expose_value=False,
+            help="Print the completion script for SHELL (default: the shell running mlpcli), to copy or adapt.",
+        ),
+    ] = None,
 ) -> None:
     """Train, evaluate and use multi-layer perceptrons on MNIST-style digits."""
 
@@ -103,4 +191,7 @@ def main() -> None:
     import sys
 
     sys.stdout = _ClosedPipeEndsQuietly(sys.stdout)  # type: ignore[assignment]
-    app(prog_name="mlpcli")  # also under python -m mlpcli: one name for help and shell completion
+    from typer.completion import completion_init
+
+    completion_init()  # Typer's shell classes, which its own --install-completion would have registered
+    app(args=completion_argv(sys.argv[1:]), prog_name="mlpcli")  # one name for help and completion

@@ -120,17 +120,24 @@ def _size(n: int) -> str:
 
 
 def _status_table(rows: list[dict[str, Any]], title: str) -> None:
+    """The files' table (short names, never cut), then each folder in full on its own line: a path is what a
+    user copies, so no column squeezes it."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for col in ("dataset", "file", "state", "size", "path"):
-        table.add_column(col)
+    for col in ("dataset", "file", "state", "size"):
+        table.add_column(col, no_wrap=True, overflow="fold")
     colors = {"verified": "green", "corrupt": "red", "missing": "yellow", "partial": "yellow"}
+    folders: dict[str, list[str]] = {}
     for r in rows:
         size = _size(r["bytes"])
         state = f"[{colors[r['state']]}]{r['state']}[/]"
-        table.add_row(r["dataset"], r["file"], state, size, r["path"] or "")
+        table.add_row(r["dataset"], r["file"], state, size)
+        if r["path"]:
+            folders.setdefault(str(Path(r["path"]).parent), []).append(r["dataset"])
     console.print(table)
+    for folder, names in folders.items():
+        console.print(f"{', '.join(dict.fromkeys(names))} files in: {folder}", overflow="fold")
 
 
 @app.command("verify")

@@ -183,14 +183,14 @@ def predict(
     if json_out:
         for _, item in ordered:
             if isinstance(item, str):
-                err_console.print(f"[bold red]error:[/] {item}", soft_wrap=True)
+                err_console.print(f"[bold red]error:[/] {item}")
         print_json([{"file": f, "error": item} if isinstance(item, str) else item.element() for f, item in ordered])
     else:
         show = console.is_terminal if show is None else show
         k = min(top_k, len(predictor.classes))
         for _, p in ordered:
             if isinstance(p, str):
-                err_console.print(f"[bold red]error:[/] {p}", soft_wrap=True)
+                err_console.print(f"[bold red]error:[/] {p}")
                 continue
             if p.warning:
                 warn(f"{p.file}: {p.warning}")

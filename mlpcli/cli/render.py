@@ -20,8 +20,10 @@ from mlpcli.errors import MlpcliError
 
 # Not a terminal and no COLUMNS: a file or a pipe, where nothing is cut to 80 columns (tables keep full names).
 PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 240
-console = Console(highlight=False, soft_wrap=True, width=PIPE_WIDTH)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# On a terminal rich wraps long lines between words (the terminal itself would cut mid-word); in a file or a
+# pipe a line stays one line, for grep and for scripts.
+console = Console(highlight=False, soft_wrap=not sys.stdout.isatty(), width=PIPE_WIDTH)
+err_console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -33,7 +35,7 @@ def user_errors(json_out: bool = False) -> Iterator[None]:
     try:
         yield
     except MlpcliError as exc:
-        err_console.print(Text("error: ", style="bold red") + Text(str(exc)), soft_wrap=True)
+        err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
         if json_out:
             print_json({"error": str(exc)})
         raise typer.Exit(1) from None
@@ -58,12 +60,12 @@ def _json_default(obj: Any) -> Any:
 
 def note(text: str) -> None:
     """A dim informational line on stderr (never pollutes stdout)."""
-    err_console.print(Text(text, style="dim"), soft_wrap=True)
+    err_console.print(Text(text, style="dim"))
 
 
 def warn(text: str) -> None:
     """A yellow warning line on stderr."""
-    err_console.print(Text("warning: ", style="bold yellow") + Text(text), soft_wrap=True)
+    err_console.print(Text("warning: ", style="bold yellow") + Text(text))
 
 
 def digit_text(image: Any, color: bool = True) -> Text:
@@ -109,9 +111,20 @@ def sparkline(values: list[float]) -> str:
     return "".join(" " if v is None else SPARKS[min(int((v - lo) / span * 7.999), 7)] for v in values)
 
 
-def curves_table(rows: list[dict[str, Any]]) -> Table:
-    """Learning curves: one sparkline per metric over the epochs, with first, best and last values."""
-    table = Table(title="learning curves", show_edge=False, title_justify="left")
+def metric_words(metric: str) -> str:
+    """A metric key as a reader says it: val_loss -> val loss, val_accuracy -> val acc."""
+    return metric.replace("_accuracy", "_acc").replace("_", " ")
+
+
+def curves_table(rows: list[dict[str, Any]], best_epoch: int | None, monitor: str) -> Table:
+    """Learning curves: one sparkline per metric over the epochs, with the first, the best epoch's (the
+    checkpoint's, chosen by monitor) and the last values."""
+    from mlpcli.events import best_row
+
+    best = best_row(rows, best_epoch) or {}
+    which = f"lowest {metric_words(monitor)}" if "loss" in monitor else f"highest {metric_words(monitor)}"
+    title = f"learning curves (best: epoch {best.get('epoch', '?')}, {which})"
+    table = Table(title=title, show_edge=False, title_justify="left")
     for col in ("metric", "curve", "first", "best", "last"):
         table.add_column(col, justify="right" if col in ("first", "best", "last") else "left")
     for key in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
@@ -119,9 +132,9 @@ def curves_table(rows: list[dict[str, Any]]) -> Table:
         if all(v is None for v in values):
             continue
         finite = [v for v in values if v is not None]
-        best = max(finite) if key.endswith("accuracy") else min(finite)
         fmt = "{:.2%}" if key.endswith("accuracy") else "{:.4f}"
-        table.add_row(key, sparkline(values), fmt.format(finite[0]), fmt.format(best), fmt.format(finite[-1]))
+        at_best = "" if best.get(key) is None else fmt.format(best[key])
+        table.add_row(key, sparkline(values), fmt.format(finite[0]), at_best, fmt.format(finite[-1]))
     return table
 
 

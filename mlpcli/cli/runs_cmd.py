@@ -141,7 +141,9 @@ def _render(doc: dict[str, Any]) -> None:
     for key, values in doc["differences"].items():
         diff.add_row(key, *["" if v is None else str(v) for v in values])
     console.print(diff if doc["differences"] else "the configs are the same")
-    metrics = Table(title="metrics (final / best)", title_justify="left", show_edge=False)
+    metrics = Table(
+        title="metrics (last epoch / best epoch, the one checkpoint.npz holds)", title_justify="left", show_edge=False
+    )
     metrics.add_column("metric")
     for label in labels:
         metrics.add_column(label, justify="right")

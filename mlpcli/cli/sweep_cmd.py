@@ -12,6 +12,16 @@ from mlpcli.cli.render import console, err_console, note, print_json, user_error
 STATE_STYLE = {"complete": "green", "running": "cyan", "pruned": "yellow", "failed": "red"}
 
 
+def param_text(value: Any) -> str:
+    """A sampled parameter as a reader wants it: floats to 4 significant digits (0.003162, not
+    0.0031622776601683794); --json keeps every digit."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(param_text(v) for v in value) + "]"
+    return str(value)
+
+
 class SweepTable:
     """Keeps every trial's row and renders them as a rich table (live on a terminal)."""
 
@@ -27,6 +37,7 @@ class SweepTable:
         if isinstance(event, Message):
             warn(event.text) if event.level == "warning" else note(event.text)
         elif isinstance(event, SweepStart):
+            self.metric = event.metric
             again = f"; {event.done} finished before, {event.rerun} to run again" if event.done or event.rerun else ""
             note(
                 f"sweep {event.name}: {event.trials} trials, {event.parallel} at a time with {event.threads} BLAS "
@@ -44,18 +55,34 @@ class SweepTable:
             if not self.live:
                 value = "" if event.value is None else f" {self.metric} {event.value:.4f}"
                 why = f" ({event.reason})" if event.reason and event.state == "failed" else ""
-                err_console.print(f"trial {event.number}: {event.state}{value}{why}", soft_wrap=True)
+                err_console.print(f"trial {event.number}: {event.state}{value}{why}")
         if self.display is not None:
             self.display.update(self.table())
 
     def table(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(show_edge=False)
+        if not self.rows:  # no header over nothing while the first trials start
+            return Text("")
+        shown = sorted(self.rows.items())
+        if self.live:  # never taller than the terminal: a live display that overflows is drawn again on exit
+            room = max(console.height - 8, 3)
+            running = [item for item in shown if item[1]["state"] in ("running", "pruning")]
+            ended = [item for item in shown if item[1]["state"] not in ("running", "pruning")]
+            if len(shown) > room:
+                keep = max(room - len(running), 0)
+                shown = sorted(ended[len(ended) - keep :] + running[len(running) - min(room, len(running)) :])
+        hidden = len(self.rows) - len(shown)
+        table = Table(
+            show_edge=False,
+            caption=f"{hidden} finished trials not shown; the final table ranks all" if hidden else None,
+        )
         for col in ("trial", "parameters", "epoch", self.metric, "state"):
             table.add_column(col, justify="right" if col in ("trial", "epoch", self.metric) else "left")
-        for number, row in sorted(self.rows.items()):
-            params = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in row["params"].items())  # short: keys' last part
+        for number, row in shown:
+            names = short_keys(list(row["params"]))
+            params = ", ".join(f"{names[k]}={param_text(v)}" for k, v in row["params"].items())
             value = "" if row.get("value") is None else f"{row['value']:.4f}"
             style = STATE_STYLE.get(row["state"], "")
             table.add_row(
@@ -112,7 +139,7 @@ def sweep(
                 )
         except SweepInvalid as exc:
             for line in exc.problems:
-                err_console.print(f"[bold red]error:[/] {file}: {line}", soft_wrap=True)
+                err_console.print(f"[bold red]error:[/] {file}: {line}")
             raise typer.Exit(1) from None
         except KeyboardInterrupt as exc:
             from mlpcli.errors import Terminated
@@ -127,24 +154,46 @@ def sweep(
     _final(doc)
 
 
+def short_keys(keys: list[str]) -> dict[str, str]:
+    """Each key by its last part (model.activation -> activation), unless two keys share that last part."""
+    last = [k.split(".")[-1] for k in keys]
+    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last)}
+
+
 def _final(doc: dict[str, Any]) -> None:
     from rich.table import Table
 
     metric = doc["metric"]["name"]
     by_number = {t["number"]: t for t in doc["trials"]}
-    table = Table(title=f"{doc['name']}: trials ranked by {metric}", title_justify="left", show_edge=False)
-    for col in ("rank", "trial", "parameters", metric, "run folder"):
-        table.add_column(col, justify="right" if col in ("rank", "trial", metric) else "left")
     varied = [
         k
         for k in (doc["trials"][0]["params"] if doc["trials"] else {})
         if len({str(t["params"].get(k)) for t in doc["trials"]}) > 1
     ]
-    for rank, number in enumerate(doc["ranked"], start=1):
-        t = by_number[number]
-        params = ", ".join(f"{k}={t['params'].get(k)}" for k in varied)
-        table.add_row(str(rank), str(number), params, f"{t['value']:.4f}", t["run_dir"] or "")
-    console.print(table)
+    names = short_keys(varied)
+    ranked = [by_number[n] for n in doc["ranked"]]
+
+    def ranking(with_folder: bool) -> Table:
+        table = Table(title=f"{doc['name']}: trials ranked by {metric}", title_justify="left", show_edge=False)
+        for col in ("rank", "trial", metric, "parameters") + (("run folder",) if with_folder else ()):
+            right = col in ("rank", "trial", metric)
+            table.add_column(col, justify="right" if right else "left", no_wrap=col == "run folder")
+        for rank, t in enumerate(ranked, start=1):
+            params = ", ".join(f"{names[k]}={param_text(t['params'].get(k))}" for k in varied)
+            folder = (t["run_dir"] or "",) if with_folder else ()
+            table.add_row(str(rank), str(t["number"]), f"{t['value']:.4f}", params, *folder)
+        return table
+
+    # the narrowest the table can be with whole folders: each column's widest word, plus padding and rules
+    words = [w for t in ranked for k in varied for w in f"{names[k]}={param_text(t['params'].get(k))},".split()]
+    folders = [len(t["run_dir"] or "") for t in ranked]
+    narrowest = 4 + 5 + max(len(metric), 6) + max(map(len, words), default=10) + max(folders, default=10) + 3 * 5
+    if narrowest > console.width:  # a path is never cut: the folders move under the table, one per line
+        console.print(ranking(with_folder=False))
+        for t in ranked:
+            console.print(f"trial {t['number']}: {t['run_dir'] or ''}", overflow="fold")
+    else:
+        console.print(ranking(with_folder=True))
     others = [t for t in doc["trials"] if t["state"] != "complete"]
     for t in others:
         console.print(f"trial {t['number']}: {t['state']}" + (f" ({t['reason']})" if t.get("reason") else ""))
@@ -154,7 +203,7 @@ def _final(doc: dict[str, Any]) -> None:
         return
     console.print(
         f"[bold]best: trial {best['number']}[/], {metric} {best['value']:.4f}: "
-        + ", ".join(f"{k}={v}" for k, v in best["params"].items())
+        + ", ".join(f"{k}={param_text(v)}" for k, v in best["params"].items())
     )
     console.print(f"checkpoint: {best['checkpoint']}")
     if doc.get("importance"):

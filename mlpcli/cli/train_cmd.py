@@ -13,6 +13,7 @@ from mlpcli.cli.render import (
     console,
     curves_table,
     err_console,
+    metric_words,
     note,
     print_json,
     user_errors,
@@ -196,6 +197,7 @@ def _summary(result: Any, json_out: bool, quiet: bool) -> None:
         "test_accuracy": result.test.accuracy if result.test else None,
         "test_loss": result.test.loss if result.test else None,
         "best_epoch": result.history.best_epoch,
+        "best_by": result.history.monitor,
         "epochs": len(rows),
         "stopped_early": result.history.stopped_early,
         "at_chance": result.at_chance,
@@ -212,17 +214,15 @@ def _summary(result: Any, json_out: bool, quiet: bool) -> None:
         print_json(doc)
         return
     if rows and not quiet:
-        console.print(curves_table(rows))
+        console.print(curves_table(rows, result.history.best_epoch, result.history.monitor))
     stop = " (stopped early)" if result.history.stopped_early else ""
     tested = (
         f"[bold]test accuracy {result.test.accuracy:.2%}[/], loss {result.test.loss:.4f} "
         if result.test
         else "no test split, so no test report "
     )
-    console.print(
-        f"{tested}(best epoch {result.history.best_epoch}{stop}); {doc['train_seconds']:.1f} s of training, "
-        f"{result.seconds:.1f} s in all"
-    )
+    best = f"best epoch {result.history.best_epoch}, by {metric_words(result.history.monitor)}{stop}"
+    console.print(f"{tested}({best}); {doc['train_seconds']:.1f} s of training, {result.seconds:.1f} s in all")
     console.print(f"checkpoint: {result.checkpoint}  (resume from {result.last})")
 
 

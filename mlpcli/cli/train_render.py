@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mlpcli.cli.render import console, note, warn
+from mlpcli.cli.render import console, metric_words, note, warn
 
 
 class TrainRenderer:
@@ -19,6 +19,7 @@ class TrainRenderer:
         self.epochs = 0
         self.epoch_start = 0.0
         self.table_header_done = False
+        self.monitor = "val_loss"
 
     def __call__(self, event: Any) -> None:
         from mlpcli.events import BatchEnd, EpochEnd, EpochStart, Message, TrainStart
@@ -34,6 +35,7 @@ class TrainRenderer:
             return
         if isinstance(event, TrainStart):
             self.steps, self.epochs = event.steps_per_epoch, event.epochs
+            self.monitor = event.monitor  # the metric that chooses the checkpoint: what "best" means
             if event.start_epoch:
                 console.print(f"resuming after epoch {event.start_epoch} of {event.epochs}")
         elif isinstance(event, EpochStart):
@@ -76,6 +78,11 @@ class TrainRenderer:
             return "" if v is None else f"{v:.4f}"
 
         if not self.table_header_done:
+            lowest = "lowest" if "loss" in self.monitor else "highest"
+            console.print(
+                f"* marks the best epoch so far, by {lowest} {metric_words(self.monitor)}: checkpoint.npz keeps it",
+                style="dim",
+            )
             console.print(
                 f"{'epoch':>7} {'train loss':>10} {'train acc':>9} {'val loss':>9} {'val acc':>8} {'lr':>9} {'sec':>6}",
                 style="bold",
@@ -86,7 +93,7 @@ class TrainRenderer:
             f"{m['epoch']:>3}/{self.epochs:<3} {num(m['train_loss']):>10} {pct(m['train_accuracy']):>9} "
             f"{num(m['val_loss']):>9} {pct(m['val_accuracy']):>8} {m['lr']:>9.2e} {m['seconds']:>6.2f}"
         )
-        console.print(line + ("  [green]* best[/]" if best else "") + (f"  [dim]{diag}[/]" if diag else ""))
+        console.print(line + ("  [green]*[/]" if best else "") + (f"  [dim]{diag}[/]" if diag else ""))
 
     def close(self) -> None:
         """Stop any live display."""

@@ -1,4 +1,4 @@
-"""Comparing runs: the config keys that differ, final and best metrics, and the learning curves."""
+"""Comparing runs: the config keys that differ, the last and the best epoch's metrics, and the learning curves."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from mlpcli.config import flatten, read_yaml
 from mlpcli.errors import ConfigError, MlpcliError
+from mlpcli.events import best_row
 from mlpcli.runs.folder import RunFolder
 
 CURVES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
@@ -23,19 +24,16 @@ class RunRecord:
     config: dict[str, Any]  # flattened: "optimizer.lr" -> 0.05
     rows: list[dict[str, Any]]
     test_accuracy: float | None
+    best_epoch: int | None = None
 
     def final(self) -> dict[str, Any]:
         """The last epoch's metrics."""
         return {k: v for k, v in (self.rows[-1] if self.rows else {}).items() if k != "seconds"}
 
     def best(self) -> dict[str, Any]:
-        """The best value of each curve: lowest loss, highest accuracy."""
-        out: dict[str, Any] = {}
-        for key in CURVES:
-            values = [r[key] for r in self.rows if r.get(key) is not None]
-            if values:
-                out[key] = max(values) if key.endswith("accuracy") else min(values)
-        return out
+        """The best epoch's metrics: the epoch checkpoint.npz holds (the last epoch when status.json is
+        missing)."""
+        return {k: v for k, v in (best_row(self.rows, self.best_epoch) or {}).items() if k != "seconds"}
 
 
 def load_run(path: Path) -> RunRecord:
@@ -57,6 +55,7 @@ def load_run(path: Path) -> RunRecord:
         flatten(raw if isinstance(raw, dict) else {}),
         rows,
         status.test_accuracy if status else None,
+        status.best_epoch if status else None,
     )
 
 

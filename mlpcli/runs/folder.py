@@ -62,6 +62,7 @@ class RunStatus:
     status: running, finished, interrupted, diverged, failed or pruned ("killed" when read back
     from a dead run). resumes: one entry per resume, {"at", "after_epoch", "changes": {key: [old, new]}}.
     at_chance: the finished run's accuracy is no better than guessing the most common class.
+    best_epoch is the epoch checkpoint.npz holds; best_val_accuracy is that epoch's validation accuracy.
     """
 
     name: str = ""

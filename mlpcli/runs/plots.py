@@ -70,11 +70,12 @@ def write_compare_png(runs: list[dict[str, Any]], out: Path) -> Path:
 
 
 def write_templates_png(units: list[dict[str, Any]], out: Path, title: str = "") -> Path:
-    """Weight templates in a grid, diverging colors (red negative, blue positive), each on its own scale."""
+    """Weight templates in a grid, diverging colors (blue negative, white zero, red positive), each unit on its
+    own scale; a colour bar says so."""
     plt = _pyplot()
     cols = min(len(units), 8)
     rows = -(-len(units) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.7 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols + 1.2, 1.7 * rows + 0.4), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, u in zip(axes.ravel(), units):
@@ -84,6 +85,10 @@ def write_templates_png(units: list[dict[str, Any]], out: Path, title: str = "")
         ax.set_title(f"unit {u['unit']}", fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    scale = plt.cm.ScalarMappable(cmap="RdBu_r", norm=plt.Normalize(-1.0, 1.0))
+    legend = fig.colorbar(scale, ax=axes.ravel().tolist(), shrink=0.8, ticks=[-1.0, 0.0, 1.0])
+    legend.ax.set_yticklabels(["-max |w|", "0", "+max |w|"], fontsize=7)
+    legend.set_label("weight into the unit (each unit: its own max |w|)", fontsize=7)
     _save(plt, fig, out)
     return out
 

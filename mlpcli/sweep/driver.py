@@ -48,6 +48,7 @@ class SweepStart:
     where: str
     done: int
     rerun: int
+    metric: str = "value"
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,17 @@ def run_sweep(
         runner = make_executor(executor, address, parallel, threads)
         emit(
             callbacks,
-            SweepStart(spec.name, str(folder), n_trials, parallel, threads, runner.where, counted(), len(stale)),
+            SweepStart(
+                spec.name,
+                str(folder),
+                n_trials,
+                parallel,
+                threads,
+                runner.where,
+                counted(),
+                len(stale),
+                spec.metric.name,
+            ),
         )
         try:
             _loop(
@@ -378,9 +389,10 @@ def summary(optuna: Any, study: Any, spec: SweepSpec, superseded: set[int]) -> d
     done = [r for r in rows if r["value"] is not None and r["state"] == "complete"]
     done.sort(key=lambda r: r["value"], reverse=maximize)
     importance = None
-    if len(done) >= 3 and len(spec.parameters) >= 2:
+    varied = [k for k in spec.parameters if len({repr(r["params"].get(k)) for r in done}) > 1]
+    if len(done) >= 3 and len(varied) >= 2:  # a key with one value cannot have mattered
         try:
-            importance = dict(optuna.importance.get_param_importances(study))
+            importance = dict(optuna.importance.get_param_importances(study, params=varied))
         except Exception as exc:  # Optuna cannot always tell (e.g. a parameter that never varied)
             log.info("no parameter importance: %s", exc)
     return {

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from mlpcli.config import config_from_dict
 from mlpcli.errors import MlpcliError, TrainingDiverged
-from mlpcli.events import EpochEnd
+from mlpcli.events import EpochEnd, best_row
 from mlpcli.runs.folder import RunFolder
 from mlpcli.training import service as training
 
@@ -43,12 +43,11 @@ class TrialSpec:
     pruning: bool = False  # the driver may stop it: each epoch's report waits for the driver's answer
 
 
-def best_value(rows: list[dict[str, Any]], metric: str, maximize: bool) -> float | None:
-    """The trial's value: the best epoch's metric."""
-    values = [r[metric] for r in rows if r.get(metric) is not None]
-    if not values:
-        return None
-    return max(values) if maximize else min(values)
+def best_value(rows: list[dict[str, Any]], metric: str, best_epoch: int | None) -> float | None:
+    """The trial's value: the sweep's metric at the best epoch, the one the trial's checkpoint.npz holds (so
+    the sweep ranks what its checkpoints give)."""
+    row = best_row(rows, best_epoch)
+    return None if row is None or row.get(metric) is None else float(row[metric])
 
 
 def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> dict[str, Any]:
@@ -91,7 +90,7 @@ def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> dict[str, An
         result["reason"] = f"{type(exc).__name__}: {exc}"
     if prepared is not None:
         result["history"] = prepared.history.rows
-        result["value"] = best_value(prepared.history.rows, spec.metric, spec.maximize)
+        result["value"] = best_value(prepared.history.rows, spec.metric, prepared.history.best_epoch)
     if spec.run_dir is None:
         result["files"] = {n: (folder / n).read_bytes() for n in RunFolder.RESULT_FILES if (folder / n).is_file()}
         shutil.rmtree(folder, ignore_errors=True)

@@ -147,7 +147,8 @@ class Stepper:
         self.n, self.steps = len(batches), batches.steps
         self._epoch_batches: Any = None
         self.stopped = False
-        emit(callbacks, TrainStart(settings.epochs, state.epoch, self.steps, self.n))
+        state.history.monitor = settings.monitor
+        emit(callbacks, TrainStart(settings.epochs, state.epoch, self.steps, self.n, settings.monitor))
 
     @property
     def done(self) -> bool:

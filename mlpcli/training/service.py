@@ -281,10 +281,9 @@ def _train(
                 save(p, best_path, opt_state, event.metrics)
             rows = p.history.rows
             folder.write_metrics(rows)
-            accuracies = [r["val_accuracy"] for r in rows if r.get("val_accuracy") is not None]
             status.epochs_done, status.best_epoch = p.state.epoch, p.state.best_epoch
             status.train_seconds = sum(r["seconds"] for r in rows)
-            status.best_val_accuracy = max(accuracies) if accuracies else None
+            status.best_val_accuracy = (p.history.best_row() or {}).get("val_accuracy")
             folder.write_status(status)
         trackers.epoch(event.metrics)  # after the run folder has the epoch: tracking never costs it
 
