@@ -177,7 +177,13 @@ class TrainConfig(StrictModel):
     dtype: Literal["float32", "float64"] = "float32"
     diagnostics: bool = Field(False, description="per-layer saturation, dead units and gradient norms each epoch")
     threads: Union[Literal["auto"], StrictInt] = Field(
-        "auto", description="BLAS threads: auto (from the free cores, re-decided while training) or a count >= 1"
+        "auto",
+        description="threads: auto (from the free cores, re-decided while training) or a count >= 1",
+    )
+    reproducible: bool = Field(
+        True,
+        description="the same weights whatever the thread count: each batch in two fixed halves computed side by "
+        "side, one BLAS thread a call (false: BLAS splits each product its own way, faster, thread-dependent bits)",
     )
     fused: bool = Field(
         True, description="the fused training step (learning rate folded into the gradients) where it applies"

@@ -1,4 +1,5 @@
-"""BLAS threads: a fixed count is really used; auto decides from free cores and re-decides."""
+"""Threads: a fixed count is really used; auto decides from free cores and re-decides; the count changes the
+speed, never the weights."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ ONE_CORE = pytest.mark.skipif(usable_cores() < 2, reason="this machine lets the 
 
 
 @pytest.mark.parametrize("threads", [1, pytest.param(2, marks=ONE_CORE)])
-def test_a_fixed_count_is_what_blas_runs_with_during_training(tmp_path, threads: int) -> None:
+def test_a_fixed_count_is_used_and_blas_runs_one_thread_per_call(tmp_path, threads: int) -> None:
     before = _blas_threads()
     seen: list[set[int]] = []
     events: list[object] = []
@@ -34,8 +35,8 @@ def test_a_fixed_count_is_what_blas_runs_with_during_training(tmp_path, threads:
 
     cfg = load_config(None, [*SMALL, f"train.threads={threads}"])
     training.run(training.prepare(cfg), tmp_path / "run", callbacks=[probe])
-    assert seen and all(s == {threads} for s in seen)
-    assert any(isinstance(e, Message) and f"BLAS threads: {threads} (as configured)" in e.text for e in events)
+    assert seen and all(s == {1} for s in seen)
+    assert any(isinstance(e, Message) and f"threads: {threads} (as configured)" in e.text for e in events)
     assert _blas_threads() == before  # given back afterwards
 
 
@@ -70,7 +71,7 @@ def test_auto_redecides_when_the_machine_gets_busy() -> None:
     g._last = LoadSample(wall=0.0, busy=0.0, own=0.0)
     g.sample = lambda: LoadSample(wall=1.0, busy=2.0, own=1.0)  # type: ignore[method-assign]
     g(BatchEnd(1, 1, 0.5, 100))  # in that second another process kept one core busy
-    assert g.threads == 1 and "BLAS threads 2 -> 1" in notes[0].text  # type: ignore[attr-defined]
+    assert g.threads == 1 and "threads 2 -> 1" in notes[0].text  # type: ignore[attr-defined]
     g.stop()
 
 
@@ -78,3 +79,53 @@ def test_auto_redecides_when_the_machine_gets_busy() -> None:
 def test_bad_threads_value_names_the_field(value: str) -> None:
     with pytest.raises(ConfigError, match="train.threads"):
         load_config(None, [f"train.threads={value}"])
+
+
+@pytest.mark.parametrize("extra", [[], ["model.dropout=0.2", "model.input_dropout=0.1", "train.batch_size=75"]])
+def test_one_and_two_threads_train_the_same_weights_bit_for_bit(tmp_path, extra: list[str]) -> None:
+    import numpy as np
+
+    from mlpcli.files import checkpoint
+    from mlpcli.training.shards import shard_count
+
+    weights = []
+    for threads in (1, 2, 1):
+        cfg = load_config(None, [*SMALL, "model.hidden=[64, 32]", "train.epochs=2", f"train.threads={threads}", *extra])
+        run = tmp_path / f"t{threads}-{len(weights)}"
+        training.run(training.prepare(cfg), run)
+        weights.append(checkpoint.load(run / "last.npz").params)
+    assert shard_count([784, 64, 32, 10], cfg.train.batch_size) == 2  # two shards: the case that could differ
+    for other in weights[1:]:
+        assert all(np.array_equal(weights[0][k], other[k]) for k in weights[0])
+
+
+def test_shards_add_up_to_the_whole_batchs_gradient() -> None:
+    import numpy as np
+
+    from mlpcli.nn.losses import get_loss
+    from mlpcli.nn.mlp import MLP
+    from mlpcli.training.shards import ShardedGradients
+
+    rng = np.random.default_rng(0)
+    model = MLP([784, 40, 10], dtype=np.float64).init(rng)
+    x, y = rng.random((65, 784)), rng.integers(0, 10, 65)
+    loss, grads = model.loss_and_grads(x, y)
+    whole = {k: v.copy() for k, v in grads.items()}
+    for workers in (1, 2):
+        sharded = ShardedGradients(model, get_loss("cross_entropy"))
+        loss_s, right = sharded(x, y, rng, 1.0, workers)
+        sharded.close()
+        assert loss_s == pytest.approx(loss, rel=1e-12) and 0 <= right <= 65
+        assert all(np.allclose(model.grads[k], whole[k], rtol=1e-10, atol=1e-13) for k in whole)
+
+
+def test_with_reproducible_off_blas_gets_the_threads(tmp_path) -> None:
+    seen: list[set[int]] = []
+
+    def probe(event: object) -> None:
+        if isinstance(event, BatchEnd):
+            seen.append(_blas_threads())
+
+    cfg = load_config(None, [*SMALL, "train.threads=2", "train.reproducible=false"])
+    training.run(training.prepare(cfg), tmp_path / "run", callbacks=[probe])
+    assert seen and all(s == {2} for s in seen)

@@ -103,7 +103,8 @@ def train(
     ] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
     threads: Annotated[
-        str | None, typer.Option("--threads", help="BLAS threads: auto or a count (overrides train.threads).")
+        str | None,
+        typer.Option("--threads", help="Threads: auto or a count (overrides train.threads); same weights either way."),
     ] = None,
     diagnostics: Annotated[
         bool, typer.Option("--diagnostics", help="Dead/saturated units and gradient norms.")

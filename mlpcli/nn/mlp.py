@@ -214,10 +214,41 @@ class MLP:
         elif rng is None:
             raise ValueError("dropout in training needs an explicit np.random.Generator")
         else:
-            keep = rng.random(shape, dtype=np.float32 if self.dtype == np.float32 else np.float64) >= p
-            mask = keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - p))
+            mask = self._draw_mask(shape, p, rng)
         self._masks[layer] = mask
         return mask
+
+    def _draw_mask(self, shape: tuple[int, ...], p: float, rng: np.random.Generator) -> Array:
+        keep = rng.random(shape, dtype=np.float32 if self.dtype == np.float32 else np.float64) >= p
+        return keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - p))
+
+    def dropout_masks(self, n: int, rng: np.random.Generator) -> Masks | None:
+        """The masks forward_train(x, rng) would draw for a batch of n rows, drawn now from rng in the same
+        order (inputs, then hidden layers 1..L-1); None without dropout. Lets batches that run on other
+        threads use masks drawn in a fixed order on this one."""
+        if not (self.dropout > 0 or self.input_dropout > 0):
+            return None
+        masks: Masks = {}
+        if self.input_dropout > 0:
+            masks[0] = self._draw_mask((n, self.layer_sizes[0]), self.input_dropout, rng)
+        if self.dropout > 0:
+            for l in range(1, self.num_layers):
+                masks[l] = self._draw_mask((n, self.layer_sizes[l]), self.dropout, rng)
+        return masks
+
+    def replica(self) -> MLP:
+        """Another MLP over the same parameter buffer (shared, not copied) with its own gradients and
+        training buffers: the second worker of data-parallel training. Made again after set_params or
+        init, which give this model a new buffer."""
+        twin = object.__new__(MLP)
+        twin.__dict__.update(self.__dict__)  # shares flat, params and the activations
+        twin.grad_flat = np.zeros_like(self.grad_flat)
+        twin.grads, offset = {}, 0
+        for name, grad in self.grads.items():
+            twin.grads[name] = twin.grad_flat[offset : offset + grad.size].reshape(grad.shape)
+            offset += grad.size
+        twin._ws, twin._acts, twin._masks = None, [], {}
+        return twin
 
     def logits(self, x: Array) -> Array:
         """Pre-activation z^L of the output layer for x (n, inputs); no dropout, nothing kept."""

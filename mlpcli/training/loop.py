@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP
 from mlpcli.nn.optimizers import Optimizer
 from mlpcli.nn.schedules import learning_rate
+from mlpcli.training.shards import ShardedGradients
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ class LoopSettings:
     diagnostics: bool = False
     validation: Split | None = None
     fused: bool = True  # take the fused step where it supports the run
+    reproducible: bool = True  # fixed shards: the same weights whatever the thread count (shards.py)
 
     @property
     def higher_is_better(self) -> bool:
@@ -81,6 +84,7 @@ class LoopSettings:
             diagnostics=cfg.train.diagnostics,
             validation=validation if has_val else None,
             fused=cfg.train.fused,
+            reproducible=cfg.train.reproducible,
         )
 
 
@@ -107,12 +111,14 @@ def fit(
     settings: LoopSettings,
     state: LoopState,
     callbacks: list[Callback] | None = None,
+    workers: Callable[[], int] | None = None,
 ) -> History:
     """Train from state.epoch to settings.epochs, emitting TrainStart, EpochStart, BatchEnd and EpochEnd.
 
-    Raises TrainingDiverged on a NaN or infinite loss (EpochEnd is not emitted for that epoch).
+    workers() says how many threads may compute a batch's shards now (default 1); the weights do not
+    depend on it. Raises TrainingDiverged on a NaN or infinite loss (EpochEnd is not emitted for that epoch).
     """
-    stepper = Stepper(model, optimizer, batches, settings, state, callbacks)
+    stepper = Stepper(model, optimizer, batches, settings, state, callbacks, workers)
     try:
         while not stepper.done:
             stepper.step()
@@ -138,12 +144,15 @@ class Stepper:
         settings: LoopSettings,
         state: LoopState,
         callbacks: list[Callback] | None = None,
+        workers: Callable[[], int] | None = None,
     ) -> None:
         self.model, self.optimizer, self.batches, self.settings, self.state = model, optimizer, batches, settings, state
         self.callbacks = callbacks
         optimizer.fold = step_path(optimizer, settings) == "fused"
         optimizer.decay_mask = model.decay_mask()
         self.loss_fn = get_loss(settings.loss, settings.label_smoothing)
+        self.gradients = ShardedGradients(model, self.loss_fn, settings.reproducible)
+        self.workers = workers
         self.n, self.steps = len(batches), batches.steps
         self._epoch_batches: Any = None
         self.stopped = False
@@ -182,12 +191,9 @@ class Stepper:
         b, epoch = self._b, st.epoch + 1
         lr = learning_rate(s.schedule, optimizer.base_lr, st.epoch * self.steps + b, self.steps, s.epochs)
         scale = optimizer.begin_step(lr)  # what the gradients must come out multiplied by
-        z = model.forward_train(xb, st.rng)
-        self._correct += int(np.count_nonzero(z.argmax(axis=1) == yb))
-        loss, delta = self.loss_fn(z, yb, model.output_activation)
-        if scale != 1.0:
-            delta *= delta.dtype.type(scale)
-        grads = model.backward(delta)
+        loss, right = self.gradients(xb, yb, st.rng, scale, self.workers() if self.workers else 1)
+        grads = model.grads
+        self._correct += right
         loss += optimizer.penalty(model.flat, model.grad_flat)
         if not math.isfinite(loss):
             raise TrainingDiverged(
@@ -249,5 +255,6 @@ class Stepper:
     def close(self) -> None:
         """Give the optimizer's state back in its plain form and end an unfinished epoch's batch workers."""
         self.optimizer.sync()
+        self.gradients.close()
         if self._epoch_batches is not None and hasattr(self._epoch_batches, "close"):
             self._epoch_batches.close()

@@ -81,7 +81,7 @@ class TrainResult:
     test: Report | None  # None when the dataset has no test split
     seconds: float
     prepared: Prepared
-    threads: int = 0  # BLAS threads at the end of training
+    threads: int = 0  # threads computing at the end of training (BLAS: one per call)
     step: str = ""  # the training step taken: "fused", or "plain (why)"
     at_chance: bool = False  # accuracy no better than guessing the most common class
 
@@ -292,14 +292,17 @@ def _train(
         None if threads == "auto" else int(threads),
         reserve=1 if p.batches.workers else 0,
         notify=lambda e: emit(callbacks, e),
+        blas_per_call=cfg.train.reproducible,
     )
     try:
         with governor:
-            emit(callbacks, Message(f"BLAS threads: {governor.threads} ({governor.reason})", "detail"))
+            emit(callbacks, Message(f"threads: {governor.threads} ({governor.reason})", "detail"))
             settings = LoopSettings.from_config(cfg, p.val)
             step = step_path(optimizer, settings)
             emit(callbacks, Message(f"training step: {step}", "detail"))
-            fit(p.model, optimizer, p.batches, settings, p.state, [save_epoch, governor, *(callbacks or [])])
+            callbacks_all = [save_epoch, governor, *(callbacks or [])]
+            workers = (lambda: governor.threads) if cfg.train.reproducible else None  # else BLAS has the threads
+            fit(p.model, optimizer, p.batches, settings, p.state, callbacks_all, workers)
     except KeyboardInterrupt as exc:
         why = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
         raise Interrupted(p.state.epoch, last_path if last_path.exists() else None, why) from None

@@ -1,11 +1,13 @@
-"""How many BLAS threads training uses: a fixed number, or `auto`, decided from the machine and re-decided.
+"""How many threads training computes with: a fixed number, or `auto`, decided from the machine and re-decided.
 
-At batch 128 the matrix products are small, and OpenBLAS's threads wait for each other on
-every one of them: when another process takes one of their cores, every product stalls
-(two trainings at once ran 40x slower here). `auto` therefore counts the cores this process
-may use, subtracts what other processes keep busy (measured from /proc/stat against this
-process's own CPU time) and one core for the batch-preparing worker thread when there is
-one, and looks again every half second while training.
+BLAS runs one thread per call while training (OpenBLAS gives other bits when it splits a product
+differently, see shards.py); the threads counted here compute a batch's shards side by side. They
+wait for each other on every batch: when another process takes one of their cores, every batch
+stalls (two trainings at once ran 40x slower here, with BLAS's own threads). `auto` therefore counts
+the cores this process may use, subtracts what other processes keep busy (measured from /proc/stat
+against this process's own CPU time) and one core for the batch-preparing worker thread when there
+is one, and looks again every half second while training. The count changes the speed, never the
+weights.
 """
 
 from __future__ import annotations
@@ -62,17 +64,21 @@ class LoadSample:
 
 
 class ThreadGovernor:
-    """Sets the BLAS thread count for training: fixed (`threads` an int) or auto (None).
+    """Decides training's thread count: fixed (`threads` an int) or auto (None); keeps BLAS at one thread
+    per call meanwhile (blas_per_call), or gives BLAS that many threads (train.reproducible off).
 
     Use as an event callback (it re-decides on BatchEnd every RECHECK_SECONDS) inside `with`.
     `reserve` cores are kept free for other work of this process (the batch worker thread).
     Messages about its choices go to `notify` (an event callback).
     """
 
-    def __init__(self, threads: int | None, reserve: int = 0, notify: object = None) -> None:
+    def __init__(
+        self, threads: int | None, reserve: int = 0, notify: object = None, blas_per_call: bool = True
+    ) -> None:
         from threadpoolctl import ThreadpoolController  # loaded with numpy, so --help stays fast
 
         self.fixed, self.reserve = threads, reserve
+        self.blas_per_call = blas_per_call  # True: BLAS keeps one thread a call (shards); False: BLAS gets them all
         self.cores = usable_cores()
         try:
             self.cpus: set[int] | None = set(os.sched_getaffinity(0))
@@ -108,13 +114,14 @@ class ThreadGovernor:
         return threads, f"auto: {self.cores} cores, {busy}{worker}"
 
     def apply(self, threads: int, reason: str) -> None:
-        """Set the BLAS thread count (no-op when unchanged)."""
+        """Set the thread count (no-op when unchanged); BLAS itself runs one thread per call."""
         if threads != self.threads:
             previous = self.threads
-            self.controller.limit(limits=threads, user_api="blas")
+            if not previous or not self.blas_per_call:
+                self.controller.limit(limits=1 if self.blas_per_call else threads, user_api="blas")
             self.threads, self.reason = threads, reason
             if previous and callable(self.notify):
-                self.notify(Message(f"BLAS threads {previous} -> {threads} ({reason})", "detail"))
+                self.notify(Message(f"threads {previous} -> {threads} ({reason})", "detail"))
 
     def start(self, probe_seconds: float = 0.1) -> None:
         """Decide before training: a fixed count at once, auto after a short look at the machine."""
