@@ -168,12 +168,22 @@ class EarlyStoppingConfig(StrictModel):
     metric: Literal["val_loss", "val_accuracy"] = "val_loss"
 
 
+class EmaConfig(StrictModel):
+    """An exponential moving average of the weights: validated each epoch, and what checkpoint.npz holds."""
+
+    decay: float = Field(0.999, gt=0.0, lt=1.0, description="per optimizer step; averages about 1/(1-decay) steps")
+    every: int = Field(1, ge=1, le=1000, description="update after every N-th step (decay^N per update)")
+
+
 class TrainConfig(StrictModel):
     """The loop: epochs, batch size, early stopping, float precision."""
 
     epochs: int = Field(20, ge=1, le=1_000_000)
     batch_size: int = Field(128, ge=1, le=65536)
     early_stopping: EarlyStoppingConfig | None = None
+    ema: EmaConfig | None = Field(
+        None, description="average the weights: val_* and checkpoint.npz use the average, raw_val_* the raw weights"
+    )
     dtype: Literal["float32", "float64"] = "float32"
     diagnostics: bool = Field(False, description="per-layer saturation, dead units and gradient norms each epoch")
     threads: Union[Literal["auto"], StrictInt] = Field(

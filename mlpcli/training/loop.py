@@ -11,18 +11,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from mlpcli.config import EarlyStoppingConfig, ExperimentConfig, ScheduleConfig
+from mlpcli.config import EarlyStoppingConfig, EmaConfig, ExperimentConfig, ScheduleConfig
 from mlpcli.data.batches import BatchStream, Split
 from mlpcli.errors import TrainingDiverged
 from mlpcli.events import BatchEnd, Callback, EpochEnd, EpochStart, History, TrainStart, emit
 from mlpcli.inference.metrics import evaluate_arrays
 from mlpcli.lecture.diagnostics import layer_diagnostics
+from mlpcli.nn.averaging import ExponentialAverage
 from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP
 from mlpcli.nn.optimizers import Optimizer
@@ -45,6 +47,7 @@ class LoopState:
     best_epoch: int | None = None
     bad_epochs: int = 0
     history: History = field(default_factory=History)
+    average: ExponentialAverage | None = None  # train.ema's average of the weights
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class LoopSettings:
     validation: Split | None = None
     fused: bool = True  # take the fused step where it supports the run
     reproducible: bool = True  # fixed shards: the same weights whatever the thread count (shards.py)
+    ema: EmaConfig | None = None  # average the weights; validate and checkpoint the average
 
     @property
     def higher_is_better(self) -> bool:
@@ -85,7 +89,23 @@ class LoopSettings:
             validation=validation if has_val else None,
             fused=cfg.train.fused,
             reproducible=cfg.train.reproducible,
+            ema=cfg.train.ema,
         )
+
+
+@contextmanager
+def averaged(model: MLP, average: ExponentialAverage | None) -> Iterator[MLP]:
+    """The model with the averaged weights in place of its own for the `with` block (unchanged without an
+    average); its own weights are back afterwards, bit for bit."""
+    if average is None or average.flat is None:
+        yield model
+        return
+    own = model.flat.copy()
+    model.flat[...] = average.flat
+    try:
+        yield model
+    finally:
+        model.flat[...] = own
 
 
 def step_path(optimizer: Optimizer, settings: LoopSettings) -> str:
@@ -157,6 +177,8 @@ class Stepper:
         self._epoch_batches: Any = None
         self.stopped = False
         state.history.monitor = settings.monitor
+        if settings.ema is not None and state.average is None:
+            state.average = ExponentialAverage(settings.ema.decay, settings.ema.every)
         emit(callbacks, TrainStart(settings.epochs, state.epoch, self.steps, self.n, settings.monitor))
 
     @property
@@ -205,6 +227,8 @@ class Stepper:
         optimizer.step(model.flat, model.grad_flat)
         if s.max_norm:
             model.apply_max_norm(s.max_norm)
+        if st.average is not None:
+            st.average.step(st.epoch * self.steps + b + 1, model.flat)
         m = yb.shape[0]
         self._total_loss += loss * m
         self._seen += m
@@ -229,6 +253,11 @@ class Stepper:
         if val is not None:
             report = evaluate_arrays(model, self.batches.normalizer, val.x, val.y, s.loss)
             row["val_loss"], row["val_accuracy"] = report.loss, report.accuracy
+            if st.average is not None and st.average.flat is not None:  # val_*: the average's; raw_val_*: these
+                row["raw_val_loss"], row["raw_val_accuracy"] = report.loss, report.accuracy
+                with averaged(model, st.average):
+                    report = evaluate_arrays(model, self.batches.normalizer, val.x, val.y, s.loss)
+                row["val_loss"], row["val_accuracy"] = report.loss, report.accuracy
         if s.diagnostics:
             split = self.batches.split
             rows = self._order[:1000] if split.index is None else split.index[self._order[:1000]]

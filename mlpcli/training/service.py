@@ -278,7 +278,7 @@ def _train(
             opt_state = optimizer.state_dict()
             save(p, last_path, opt_state, event.metrics)
             if event.is_best:
-                save(p, best_path, opt_state, event.metrics)
+                save(p, best_path, opt_state, event.metrics, best=True)
             rows = p.history.rows
             folder.write_metrics(rows)
             status.epochs_done, status.best_epoch = p.state.epoch, p.state.best_epoch
@@ -310,7 +310,7 @@ def _train(
         kept = f"; the last good epoch's checkpoint is {best_path}" if best_path.exists() else ""
         raise TrainingDiverged(f"{exc}{kept}") from None
     if not best_path.exists():  # zero epochs left
-        save(p, best_path, optimizer.state_dict(), p.history.rows[-1] if p.history.rows else None)
+        save(p, best_path, optimizer.state_dict(), p.history.rows[-1] if p.history.rows else None, best=True)
     test = None
     if len(p.dataset.test_y):
         best = checkpoint.load(best_path)

@@ -11,13 +11,15 @@ import numpy as np
 from mlpcli.errors import CheckpointError, MlpcliError
 from mlpcli.events import History
 from mlpcli.files import checkpoint
+from mlpcli.nn.averaging import ExponentialAverage
 from mlpcli.runs.folder import RunFolder
-from mlpcli.training.loop import LoopState
+from mlpcli.training.loop import LoopState, averaged
 
 if TYPE_CHECKING:
     from mlpcli.training.service import Prepared
 
 META_HISTORY = 100  # epochs of history a checkpoint's meta keeps (metrics.csv keeps them all)
+EMA_KEY = "ema"  # last.npz's optimizer-state member holding train.ema's average
 
 
 def meta_of(p: Prepared, row: dict[str, Any] | None) -> dict[str, Any]:
@@ -38,15 +40,27 @@ def meta_of(p: Prepared, row: dict[str, Any] | None) -> dict[str, Any]:
             "best_value": p.state.best_value,
             "best_epoch": p.state.best_epoch,
             "bad_epochs": p.state.bad_epochs,
+            **({"ema_updates": p.state.average.t} if p.state.average is not None else {}),
         },
         history=p.history.rows[-META_HISTORY:],  # the rest is in metrics.csv: checkpoints stay small
     )
 
 
-def save(p: Prepared, path: Path, optimizer_state: dict[str, np.ndarray], row: dict[str, Any] | None) -> None:
-    """Write the run's checkpoint to path atomically; MlpcliError naming it when the disk refuses."""
+def save(
+    p: Prepared, path: Path, optimizer_state: dict[str, np.ndarray], row: dict[str, Any] | None, best: bool = False
+) -> None:
+    """Write the run's checkpoint to path atomically; MlpcliError naming it when the disk refuses.
+
+    With train.ema, best=True writes the averaged weights (what checkpoint.npz holds); otherwise the raw
+    weights, and the average rides along in the optimizer state as "ema" (for an exact resume).
+    """
+    average = p.state.average
+    if average is not None and average.flat is not None and not best:
+        optimizer_state = {**optimizer_state, EMA_KEY: average.flat}
+    with averaged(p.model, average if best else None) as model:
+        params = {k: v.copy() for k, v in model.params.items()}
     ckpt = checkpoint.Checkpoint(
-        params={k: v.copy() for k, v in p.model.params.items()},
+        params=params,
         norm_mean=p.normalizer.mean,
         norm_std=p.normalizer.std,
         meta=meta_of(p, row),
@@ -89,6 +103,16 @@ def restore(p: Prepared, ckpt: checkpoint.Checkpoint, history_file: RunFolder | 
         if len(full) >= len(rows):
             rows = [{k: (int(v) if k == "epoch" else v) for k, v in r.items()} for r in full]
     history = History(rows=rows, best_epoch=resume.get("best_epoch"))
+    opt_state = dict(ckpt.opt_state)
+    ema_flat = opt_state.pop(EMA_KEY, None)
+    ema = p.cfg.train.ema
+    average = None
+    if ema is not None:  # an average the checkpoint lacks (ema newly on) starts from the resumed weights
+        average = ExponentialAverage(ema.decay, ema.every)
+        if ema_flat is not None and ema_flat.shape == p.model.flat.shape:
+            average = ExponentialAverage(
+                ema.decay, ema.every, ema_flat.astype(p.model.dtype), int(resume.get("ema_updates", 1))
+            )
     p.state = LoopState(
         p.state.rng,
         epoch,
@@ -96,5 +120,6 @@ def restore(p: Prepared, ckpt: checkpoint.Checkpoint, history_file: RunFolder | 
         resume.get("best_epoch"),
         int(resume.get("bad_epochs", 0)),
         history,
+        average,
     )
-    return ckpt.opt_state
+    return opt_state
