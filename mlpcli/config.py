@@ -181,6 +181,11 @@ class TrainConfig(StrictModel):
     epochs: int = Field(20, ge=1, le=1_000_000)
     batch_size: int = Field(128, ge=1, le=65536)
     early_stopping: EarlyStoppingConfig | None = None
+    best_by: Literal["val_loss", "val_accuracy"] = Field(
+        "val_loss",
+        description="what chooses the best epoch, the one checkpoint.npz keeps (train_* without a validation split; "
+        "early_stopping.metric when early stopping is on)",
+    )
     ema: EmaConfig | None = Field(
         None, description="average the weights: val_* and checkpoint.npz use the average, raw_val_* the raw weights"
     )
@@ -215,6 +220,12 @@ class TrainConfig(StrictModel):
     def _threads(self) -> TrainConfig:
         if isinstance(self.threads, bool) or (isinstance(self.threads, int) and not 1 <= self.threads <= 256):
             raise ValueError(f"threads: must be auto or a count from 1 to 256 (got {self.threads})")
+        es = self.early_stopping
+        if es is not None and "best_by" in self.model_fields_set and es.metric != self.best_by:
+            raise ValueError(
+                f"best_by is {self.best_by} but early_stopping.metric is {es.metric}: one metric chooses the best "
+                "epoch and stops the run; give one of them"
+            )
         return self
 
 

@@ -278,3 +278,20 @@ def test_data_where_never_cuts_a_path(tmp_path) -> None:
     folders = {str(Path(row["path"]).parent) for row in where["files"] if row["path"]}
     assert str(cache / "mnist") in folders and "…" not in shown
     assert all(folder in shown.replace("\n", "") for folder in folders)
+
+
+def test_best_by_chooses_the_checkpoints_epoch(tmp_path) -> None:
+    ran = _mlpcli("train", *QUICK[:-2], "--epochs", "5", "--set", "train.best_by=val_accuracy", "--json", cwd=tmp_path)
+    doc = json.loads(ran.stdout)
+    accuracies = [r["val_accuracy"] for r in doc["history"]]
+    assert doc["best_by"] == "val_accuracy" and doc["best_epoch"] == accuracies.index(max(accuracies)) + 1
+    both = _mlpcli(
+        "train",
+        *QUICK,
+        "--set",
+        "train.best_by=val_accuracy",
+        "--set",
+        "train.early_stopping.metric=val_loss",
+        cwd=tmp_path,
+    )
+    assert both.returncode == 1 and "one metric chooses the best epoch" in both.stderr

@@ -10,7 +10,7 @@ from mlpcli.config import load_config
 from mlpcli.training import service as training
 
 CONFIGS = Path(__file__).parent.parent / "configs"
-RECORDS = ("mnist-best.yaml", "mnist-augmented.yaml", "fashion-best.yaml", "mnist.yaml")
+RECORDS = ("mnist-best.yaml", "mnist-record.yaml", "mnist-augmented.yaml", "fashion-best.yaml", "mnist.yaml")
 RECIPES = sorted((CONFIGS / "papers").glob("*.yaml")) + [CONFIGS / n for n in RECORDS]
 SMOKE = ["data.dataset=mnist-sample", "data.validation=500", "train.epochs=1"]
 

@@ -84,7 +84,7 @@ class LoopSettings:
             label_smoothing=cfg.label_smoothing,
             max_norm=cfg.model.max_norm,
             early_stopping=es,
-            monitor=es.metric if es is not None else ("val_loss" if has_val else "train_loss"),
+            monitor=_monitor(es.metric if es is not None else cfg.train.best_by, has_val),
             diagnostics=cfg.train.diagnostics,
             validation=validation if has_val else None,
             fused=cfg.train.fused,
@@ -106,6 +106,11 @@ def averaged(model: MLP, average: ExponentialAverage | None) -> Iterator[MLP]:
         yield model
     finally:
         model.flat[...] = own
+
+
+def _monitor(metric: str, has_validation: bool) -> str:
+    """The metric that chooses the best epoch: val_* as configured, or its train_* twin without validation."""
+    return metric if has_validation else metric.replace("val_", "train_")
 
 
 def step_path(optimizer: Optimizer, settings: LoopSettings) -> str:
