@@ -36,7 +36,9 @@ def _tidy(command: Any) -> None:
             param, "is_flag", False
         ):  # <list[Path]> -> <path>, as click says it
             shown = param.display_type_rich
-            param.display_type_rich = lambda ctx, shown=shown: re.sub(r"list\[(.*?)\]", r"\1", shown(ctx) or "").lower()
+            param.display_type_rich = lambda ctx, shown=shown: re.sub(
+                r"list\[(.*?)\]", lambda m: m.group(1).lower(), shown(ctx) or ""
+            )
     help_option = command.get_help_option
 
     def get_help_option(ctx: Any) -> Any:
@@ -92,30 +94,27 @@ def completion_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def _completion_option(text: str) -> Any:
+    """--install-completion / --show-completion: an eager option taking an optional shell name."""
+    return typer.Option(
+        metavar="[SHELL]",
+        callback=_completion,
+        is_eager=True,
+        expose_value=False,
+        help=f"{text} Shells: {', '.join(SHELLS)}.",
+    )
+
+
 @app.callback()
 def _root(
     version: Annotated[
         bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
     install_completion: Annotated[
-        str | None,
-        typer.Option(
-            metavar="[SHELL]",
-            callback=_completion,
-            is_eager=True,
-            expose_value=False,
-            help=f"Install shell completion ({', '.join(SHELLS)}; default: the shell running mlpcli).",
-        ),
+        str | None, _completion_option("Install shell completion (default: the shell running mlpcli).")
     ] = None,
     show_completion: Annotated[
-        str | None,
-        typer.Option(
-            metavar="[SHELL]",
-            callback=_completion,
-            is_eager=True,
-            expose_value=False,
-            help="Print the completion script for SHELL (default: the shell running mlpcli), to copy or adapt.",
-        ),
+        str | None, _completion_option("Print the completion script for SHELL (default: the running shell).")
     ] = None,
 ) -> None:
     """Train, evaluate and use multi-layer perceptrons on MNIST-style digits."""

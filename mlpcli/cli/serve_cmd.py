@@ -14,7 +14,7 @@ from mlpcli.cli.render import console, user_errors, warn
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def _bind(host: str, port: int) -> Any:
+def listen_on(host: str, port: int) -> Any:
     """A listening socket; MlpcliError in one line when it cannot be had."""
     from mlpcli.errors import MlpcliError
     from mlpcli.serve.server import bound_socket
@@ -44,8 +44,6 @@ def serve(
     ] = None,
 ) -> None:
     """Serve a page to draw a digit and watch the network think (needs the serve extra: FastAPI, uvicorn)."""
-    import signal
-
     from mlpcli.cli.render import resolve_checkpoint
     from mlpcli.errors import MissingExtra
 
@@ -56,15 +54,23 @@ def serve(
         app = create_app(path, hosts=(host,), origins=tuple(allow_origin or ()))
         if importlib.util.find_spec("uvicorn") is None:
             raise MissingExtra("serve needs FastAPI and uvicorn", "serve")
-        sock = _bind(host, port)
-    if host not in LOOPBACK:
-        warn(f"listening on {host}: anyone who can reach this machine can use the page and the API")
+        sock = listen_on(host, port)
+    run_page(app, sock, host, f"serving {path}", "the page and the API", open_browser)
+
+
+def run_page(app: Any, sock: Any, host: str, what: str, exposed: str, open_browser: bool) -> None:
+    """Serve app on the bound socket until Ctrl-C (exit 130) or SIGTERM (exit 0), saying where; warns when
+    host is not this machine alone. what: the line's start ("serving X"); exposed: what others could use."""
+    import signal
+
     from mlpcli.serve.server import make_server
 
+    if host not in LOOPBACK:
+        warn(f"listening on {host}: anyone who can reach this machine can use {exposed}")
     server = make_server(app)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}/"
-    console.print(f"serving {path} at [bold]{url}[/] (Ctrl-C stops)")
+    console.print(f"{what} at [bold]{url}[/] (Ctrl-C stops)")
     if open_browser:
         import webbrowser
 
