@@ -5,7 +5,9 @@
 Forward, loss and backward of 200 random batches, in one process, the variants alternated round by
 round (median of the rounds, in microseconds a batch): the model's own full-batch step with BLAS on
 every core, the same with one BLAS thread, and ShardedGradients on two threads (what
-`train.reproducible: true` runs), with and without the gradient sum. Run it on a quiet machine.
+`train.reproducible: true` runs), with and without the gradient sum, beside what two perfectly parallel
+shards would take (one half batch alone) and what waking the second thread costs (an empty round trip).
+Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -55,6 +57,13 @@ def main() -> None:
         sharded._one(model, xb[:h], yb[:h], None, n, 1.0)
         pending.result()
 
+    def first_half(xb: np.ndarray, yb: np.ndarray) -> None:
+        h = (xb.shape[0] + 1) // 2
+        sharded._one(model, xb[:h], yb[:h], None, xb.shape[0], 1.0)
+
+    def round_trip(xb: np.ndarray, yb: np.ndarray) -> None:
+        sharded._pool.submit(int).result()
+
     def per_batch(step: Callable[[np.ndarray, np.ndarray], None]) -> float:
         start = time.perf_counter()
         for i in range(STEPS):
@@ -67,6 +76,8 @@ def main() -> None:
             results.setdefault("one BLAS thread, one shard", []).append(per_batch(whole))
             results.setdefault("two shards on 2 threads", []).append(per_batch(lambda a, b: sharded(a, b, rng, 1.0, 2)))
             results.setdefault("  the same without the sum", []).append(per_batch(halves_without_sum))
+            results.setdefault("  its first half alone (the ideal)", []).append(per_batch(first_half))
+            results.setdefault("  an empty round trip to its thread", []).append(per_batch(round_trip))
         with threadpool_limits(limits=cores, user_api="blas"):
             results.setdefault(f"one shard, BLAS {cores} threads", []).append(per_batch(whole))
     sharded.close()
