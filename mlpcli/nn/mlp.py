@@ -158,6 +158,23 @@ class MLP:
             self.grads[k] = self.grad_flat[offset : offset + size].reshape(shape)
             offset += size
 
+    def share(self, flat: Array, grad_flat: Array | None = None) -> None:
+        """Use flat (and grad_flat) as the parameter (and gradient) buffers from now on, keeping their
+        contents: how two processes train one set of parameters in shared memory. Both are 1-D arrays of
+        the model's dtype and its parameter count (self.flat.size); raises ValueError otherwise."""
+        size = self.flat.size
+        for name, buf in (("flat", flat), ("grad_flat", grad_flat)):
+            if buf is not None and (buf.ndim != 1 or buf.size != size or buf.dtype != self.dtype):
+                raise ValueError(f"{name} must be 1-D {self.dtype} of {size} values (got {buf.dtype} {buf.shape})")
+        self.flat = flat
+        if grad_flat is not None:
+            self.grad_flat = grad_flat
+        offset = 0
+        for k, p in list(self.params.items()):
+            self.params[k] = self.flat[offset : offset + p.size].reshape(p.shape)
+            self.grads[k] = self.grad_flat[offset : offset + p.size].reshape(p.shape)
+            offset += p.size
+
     def set_params(self, params: dict[str, Array]) -> None:
         """Adopt given parameters after checking every name and shape."""
         expected = {}

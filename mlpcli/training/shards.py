@@ -6,7 +6,9 @@ threads it had. Here BLAS always runs one thread per call, and the parallelism c
 instead: a batch of n rows is split at ceil(n/2) into two halves whose forward and backward passes
 are the same calls on the same shapes whichever thread computes them, and whose gradients are added
 in one fixed order (first half + second half). One worker runs the halves one after the other, two
-run them side by side: the weights come out identical. Small networks, where a second thread costs
+run them side by side: the weights come out identical. The second of two workers is a helper process
+(shard_process.py) where one can run, which spares the GIL and a thread wake-up every batch; a second
+thread until it is up, and where it cannot run. Small networks, where a second thread costs
 more than it gives, run the whole batch as one shard (a choice made from the config's sizes, never
 from the thread count).
 """
@@ -18,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from mlpcli.nn.mlp import MLP
+from mlpcli.nn.mlp import MLP, Masks
+from mlpcli.training.shard_process import HelperFailed, ShardHelper, supported
 
 MIN_MULTIPLY_ADDS = 20_000  # per row of a batch, over all layers; below it one shard
 MIN_ROWS = 16  # a batch smaller than twice this is one shard
+HELPER_AFTER_BATCHES = 200  # two-worker batches on threads before the helper process is started
 
 
 def shard_count(layer_sizes: list[int], batch_size: int) -> int:
@@ -30,18 +34,41 @@ def shard_count(layer_sizes: list[int], batch_size: int) -> int:
     return 2 if work >= MIN_MULTIPLY_ADDS and batch_size >= 2 * MIN_ROWS else 1
 
 
+def shard_gradients(
+    net: MLP, loss_fn: Any, x: np.ndarray, y: np.ndarray, masks: Masks | None, n: int, scale: float
+) -> tuple[float, int]:
+    """One shard of a batch of n rows into net.grads: forward, the loss's delta weighted by the shard's share
+    of the batch (times scale), backward. x: (rows, inputs) in the model dtype, y: int labels (rows,).
+    Returns the shard's loss times its share, and how many of its rows the network got right. The training
+    process and the shard helper process both run exactly this, so a shard's bits do not depend on where."""
+    z = net.forward_train(x, None, masks)
+    right = int(np.count_nonzero(z.argmax(axis=1) == y))
+    loss, delta = loss_fn(z, y, net.output_activation)
+    share = x.shape[0] / n
+    weight = scale * share
+    if weight != 1.0:
+        delta *= delta.dtype.type(weight)
+    net.backward(delta)
+    return loss * share, right
+
+
 class ShardedGradients:
     """Fills model.grads with the batch's mean-loss gradients (times scale) and returns (loss, correct).
 
-    loss_fn: an nn loss (z, targets, output) -> (mean loss, delta). workers says how many threads may
-    work now (1 or more); it changes nothing but the speed. With sharded off, the whole batch is one
-    shard (BLAS's own threads then split the products, and the bits depend on their number).
+    loss_fn: an nn loss (z, targets, output) -> (mean loss, delta). workers says how many may work now
+    (1 or more); it changes nothing but the speed. With two, the second shard goes to a helper process
+    (shard_process.py) once it is ready, and to a second thread until then or where no helper can run.
+    With sharded off, the whole batch is one shard (BLAS's own threads then split the products, and the
+    bits depend on their number). helper=False keeps everything in this process.
     """
 
-    def __init__(self, model: MLP, loss_fn: Any, sharded: bool = True) -> None:
+    def __init__(self, model: MLP, loss_fn: Any, sharded: bool = True, helper: bool = True) -> None:
         self.model, self.loss_fn, self.sharded = model, loss_fn, sharded
         self._twin: MLP | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._helper: ShardHelper | None = None
+        self._use_helper = helper and sharded and supported()
+        self._batches = 0  # two-worker batches seen before the helper was started
 
     def __call__(
         self, xb: np.ndarray, yb: np.ndarray, rng: np.random.Generator, scale: float, workers: int = 1
@@ -53,34 +80,58 @@ class ShardedGradients:
         """
         model, n = self.model, xb.shape[0]
         if not self.sharded or shard_count(model.layer_sizes, n) == 1:
-            return self._one(model, xb, yb, model.dropout_masks(n, rng), n, scale)
+            return shard_gradients(model, self.loss_fn, xb, yb, model.dropout_masks(n, rng), n, scale)
         h = (n + 1) // 2
-        twin = self._replica()
-        first = (model, xb[:h], yb[:h], model.dropout_masks(h, rng), n, scale)
-        second = (twin, xb[h:], yb[h:], model.dropout_masks(n - h, rng), n, scale)
+        first = (xb[:h], yb[:h], model.dropout_masks(h, rng), n, scale)
+        second = (xb[h:], yb[h:], model.dropout_masks(n - h, rng), n, scale)
         if workers >= 2:
+            helper = self._ready_helper(n - h)
+            if helper is not None:
+                try:
+                    helper.submit(*second)
+                    loss_a, right_a = shard_gradients(model, self.loss_fn, *first)
+                    loss_b, right_b = helper.result()
+                    model.grad_flat += helper.grad_flat  # first half + second half, always in this order
+                    return loss_a + loss_b, right_a + right_b
+                except HelperFailed:
+                    self._drop_helper()  # this batch again, with a thread: the same bits
+            twin = self._replica()
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="mlpcli-shard")
-            pending = self._pool.submit(self._one, *second)
-            loss_a, right_a = self._one(*first)
+            pending = self._pool.submit(shard_gradients, twin, self.loss_fn, *second)
+            loss_a, right_a = shard_gradients(model, self.loss_fn, *first)
             loss_b, right_b = pending.result()
         else:
-            loss_a, right_a = self._one(*first)
-            loss_b, right_b = self._one(*second)
+            twin = self._replica()
+            loss_a, right_a = shard_gradients(model, self.loss_fn, *first)
+            loss_b, right_b = shard_gradients(twin, self.loss_fn, *second)
         model.grad_flat += twin.grad_flat  # first half + second half, always in this order
         return loss_a + loss_b, right_a + right_b
 
-    def _one(self, net: MLP, x: np.ndarray, y: np.ndarray, masks: Any, n: int, scale: float) -> tuple[float, int]:
-        """One shard: forward, the loss's delta weighted by the shard's share of the batch, backward."""
-        z = net.forward_train(x, None, masks)
-        right = int(np.count_nonzero(z.argmax(axis=1) == y))
-        loss, delta = self.loss_fn(z, y, net.output_activation)
-        share = x.shape[0] / n
-        weight = scale * share
-        if weight != 1.0:
-            delta *= delta.dtype.type(weight)
-        net.backward(delta)
-        return loss * share, right
+    def _ready_helper(self, rows: int) -> ShardHelper | None:
+        """The helper process when it can take a shard of `rows` rows now; starts it on first use."""
+        if not self._use_helper:
+            return None
+        if self._helper is None:
+            self._batches += 1
+            if self._batches < HELPER_AFTER_BATCHES:  # a short run would finish before the helper is up
+                return None
+            try:
+                self._helper = ShardHelper(self.model, self.loss_fn, rows)
+                self._helper.start()
+            except OSError:  # no shared memory or no new process here: threads do the work
+                self._drop_helper()
+                return None
+        if self._helper.exited():  # it could not start here (or was stopped): threads from now on
+            self._drop_helper()
+            return None
+        return self._helper if self._helper.ready() else None
+
+    def _drop_helper(self) -> None:
+        self._use_helper = False
+        if self._helper is not None:
+            self._helper.close()
+            self._helper = None
 
     def _replica(self) -> MLP:
         if self._twin is None or self._twin.flat is not self.model.flat:
@@ -88,7 +139,11 @@ class ShardedGradients:
         return self._twin
 
     def close(self) -> None:
-        """End the worker thread, if one was started."""
+        """End the worker thread and the helper process, if they were started."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._helper is not None:
+            self._helper.close()
+            self._helper = None
+        self._twin = None
