@@ -38,6 +38,7 @@ SPIN_SECONDS = 0.002  # after a batch the helper watches the counter this long b
 DOZE_SECONDS = 0.0002  # then it looks every this often, for up to IDLE_SECONDS
 IDLE_SECONDS = 1.0
 SLEEP_SECONDS = 0.005  # and then every this often (between epochs, during validation)
+YIELD_AFTER_SPINS = 20_000  # the training process waits this many looks (a few ms) before it yields its core
 ALIGN = 64
 
 # header slots (int64)
@@ -195,6 +196,8 @@ class ShardHelper:
         header, seq, spins = self.header, self._seq, 0
         while header[DONE] != seq:
             spins += 1
+            if spins > YIELD_AFTER_SPINS:  # the helper is late: perhaps it waits for this core
+                os.sched_yield() if hasattr(os, "sched_yield") else time.sleep(0)
             if spins & 0x3FFF == 0 and self.proc is not None and self.proc.poll() is not None:
                 raise HelperFailed(f"the shard helper exited with code {self.proc.returncode}")
         if header[STATUS]:
