@@ -189,3 +189,11 @@ def test_a_whole_run_with_the_helper_gives_the_one_thread_weights(tmp_path, monk
         weights.append(checkpoint.load(tmp_path / f"t{threads}" / "last.npz").params)
     assert len(used) == 6 * (4500 // 128)  # every two-shard batch went to the helper (the last, 20 rows, is one)
     assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_augmenting_leaves_a_core_to_the_batch_worker_unless_the_network_is_large() -> None:
+    from mlpcli.training.shards import core_for_batches
+
+    assert core_for_batches([784, 256, 128, 10], reproducible=True)  # the worker is the bottleneck
+    assert not core_for_batches([784, 800, 800, 10], reproducible=True)  # the second shard pays more
+    assert core_for_batches([784, 800, 800, 10], reproducible=False)  # BLAS's threads: no helper

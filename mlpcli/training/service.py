@@ -29,6 +29,7 @@ from mlpcli.lecture.diagnostics import lecture_warnings
 from mlpcli.nn.mlp import MLP
 from mlpcli.runs.folder import RunFolder, RunStatus, chance_accuracy, now_iso
 from mlpcli.training.loop import LoopSettings, LoopState, fit, step_path
+from mlpcli.training.shards import core_for_batches
 from mlpcli.training.snapshot import restore, save
 from mlpcli.training.threads import ThreadGovernor
 from mlpcli.training.tracking import TrackedRun, Trackers
@@ -290,7 +291,7 @@ def _train(
     threads = cfg.train.threads
     governor = ThreadGovernor(
         None if threads == "auto" else int(threads),
-        reserve=1 if p.batches.workers else 0,
+        reserve=1 if p.batches.workers and core_for_batches(p.model.layer_sizes, cfg.train.reproducible) else 0,
         notify=lambda e: emit(callbacks, e),
         blas_per_call=cfg.train.reproducible,
     )

@@ -196,6 +196,8 @@ class ShardHelper:
         header, seq, spins = self.header, self._seq, 0
         while header[DONE] != seq:
             spins += 1
+            if spins & 0x3F == 0:  # let this process's other threads (the batch worker) have the GIL now and then
+                time.sleep(0)
             if spins > YIELD_AFTER_SPINS:  # the helper is late: perhaps it waits for this core
                 os.sched_yield() if hasattr(os, "sched_yield") else time.sleep(0)
             if spins & 0x3FFF == 0 and self.proc is not None and self.proc.poll() is not None:

@@ -26,12 +26,28 @@ from mlpcli.training.shard_process import HelperFailed, ShardHelper, supported
 MIN_MULTIPLY_ADDS = 20_000  # per row of a batch, over all layers; below it one shard
 MIN_ROWS = 16  # a batch smaller than twice this is one shard
 HELPER_AFTER_BATCHES = 200  # two-worker batches on threads before the helper process is started
+# Augmenting on 2 cores, per epoch (docs/RESULTS.md): 784-256-128-10 (234k a row) 0.73-0.80 s with a core left
+# to the batch worker against 0.93-1.03 s with two shards; 784-400-400-10 (478k) and 784-512-256-10 (535k) even;
+# 784-800-800-10 (1.27M) 4.05-4.26 s against 3.14-3.34 s.
+HELPER_OUTPACES_WORKER = 600_000
+
+
+def multiply_adds(layer_sizes: list[int]) -> int:
+    """Multiply-adds of one row's forward pass through a network of layer_sizes."""
+    return sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
 
 
 def shard_count(layer_sizes: list[int], batch_size: int) -> int:
     """How many shards a batch of batch_size rows is split into for a network of layer_sizes: 2 or 1."""
-    work = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
-    return 2 if work >= MIN_MULTIPLY_ADDS and batch_size >= 2 * MIN_ROWS else 1
+    return 2 if multiply_adds(layer_sizes) >= MIN_MULTIPLY_ADDS and batch_size >= 2 * MIN_ROWS else 1
+
+
+def core_for_batches(layer_sizes: list[int], reproducible: bool) -> bool:
+    """Whether training should leave a core to the batch worker (augmentation) rather than give it a second
+    shard. It should, unless the helper process can take the second shard and the network is large enough
+    (HELPER_OUTPACES_WORKER multiply-adds a row) that a second shard gains more than the worker loses."""
+    large = multiply_adds(layer_sizes) >= HELPER_OUTPACES_WORKER
+    return not (reproducible and supported() and large)
 
 
 def shard_gradients(
