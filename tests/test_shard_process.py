@@ -197,3 +197,9 @@ def test_augmenting_leaves_a_core_to_the_batch_worker_unless_the_network_is_larg
     assert core_for_batches([784, 256, 128, 10], reproducible=True)  # the worker is the bottleneck
     assert not core_for_batches([784, 800, 800, 10], reproducible=True)  # the second shard pays more
     assert core_for_batches([784, 800, 800, 10], reproducible=False)  # BLAS's threads: no helper
+
+
+def test_a_helper_that_imported_another_copy_of_mlpcli_exits_at_once(tmp_path) -> None:
+    with pytest.raises(SystemExit) as ended:
+        shard_process.main([str(tmp_path / "mlpcli"), str(tmp_path / "no-such-file"), "{}"])
+    assert ended.value.code == 3  # before it touches any shared memory; training then uses a thread

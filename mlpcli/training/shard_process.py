@@ -145,12 +145,14 @@ class ShardHelper:
             self.model.share(self.arrays["flat"])
 
     def start(self) -> None:
-        """Launch the helper; it maps the shared file and then raises the ready flag."""
+        """Launch the helper; it maps the shared file and then raises the ready flag. Raises OSError when no
+        process can be started here."""
+        if not sys.executable:
+            raise OSError("no Python executable to start the shard helper with")
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        home = str(Path(__file__).resolve().parents[2])  # the folder holding this mlpcli package, first on its path
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (home, env.get("PYTHONPATH")) if p)
+        package = str(Path(__file__).resolve().parents[1])  # .../mlpcli: the helper must run this very copy
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlpcli.training.shard_process", str(self.path), json.dumps(self.spec)],
+            [sys.executable, "-c", _BOOT, package, str(self.path), json.dumps(self.spec)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -283,5 +285,16 @@ def _serve(path: str, spec: dict[str, Any]) -> None:
         seen = seq
 
 
-if __name__ == "__main__":
-    _serve(sys.argv[1], json.loads(sys.argv[2]))
+def main(argv: list[str]) -> None:
+    """The helper's entry point: argv = [the training process's mlpcli folder, the shared file, the spec]. It
+    exits at once (and the training process uses a thread) when it imported another copy of mlpcli."""
+    if Path(__file__).resolve().parents[1] != Path(argv[0]):
+        sys.exit(3)
+    _serve(argv[1], json.loads(argv[2]))
+
+
+# Run with `python -c`: the training process's own copy of mlpcli comes first, wherever it was imported from.
+_BOOT = (
+    "import sys, os; home = os.path.dirname(sys.argv[1]); home in sys.path or sys.path.insert(0, home); "
+    "from mlpcli.training.shard_process import main; main(sys.argv[1:])"
+)

@@ -135,7 +135,7 @@ class ShardedGradients:
             try:
                 self._helper = ShardHelper(self.model, self.loss_fn, rows)
                 self._helper.start()
-            except OSError:  # no shared memory or no new process here: threads do the work
+            except (OSError, ValueError):  # no shared memory or no new process here: threads do the work
                 self._drop_helper()
                 return None
         if self._helper.exited():  # it could not start here (or was stopped): threads from now on
