@@ -14,7 +14,7 @@ import pytest
 
 from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP
-from mlpcli.training import shard_process, shards
+from mlpcli.training import shard_process, shards, threads
 from mlpcli.training.shard_process import ShardHelper
 from mlpcli.training.shards import ShardedGradients
 from mlpcli.training.threads import HELPER_PIDS, _process_seconds
@@ -50,15 +50,12 @@ def _ready(sharded: ShardedGradients, x: np.ndarray, y: np.ndarray) -> ShardHelp
     return helper
 
 
-def _shm_files() -> set[str]:
-    folder = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(os.environ.get("TMPDIR", "/tmp"))
-    return {p.name for p in folder.glob("mlpcli-shard-*")}
-
-
-def _train(model: MLP, sharded: ShardedGradients, x: np.ndarray, y: np.ndarray, workers: int) -> list[float]:
+def _train(
+    model: MLP, sharded: ShardedGradients, x: np.ndarray, y: np.ndarray, workers: int, batch: int = 64
+) -> list[float]:
     rng, losses = np.random.default_rng(1), []
-    for i in range(0, len(y), 50):
-        loss, _ = sharded(x[i : i + 50], y[i : i + 50], rng, 0.05, workers)
+    for i in range(0, len(y), batch):
+        loss, _ = sharded(x[i : i + batch], y[i : i + batch], rng, 0.05, workers)
         model.flat -= model.grad_flat
         losses.append(loss)
     return losses
@@ -69,8 +66,9 @@ MODELS = [
     {"layer_sizes": [784, 48, 24, 10], "dropout": 0.3, "input_dropout": 0.1},
     {"layer_sizes": [784, 40, 10], "activation": "leaky_relu", "leaky_slope": 0.2, "output": "sigmoid"},
     {"layer_sizes": [784, 40, 30, 10], "activation": ["tanh", "gelu"], "dtype": np.float64},
+    {"layer_sizes": [784, 40, 10], "output": "sigmoid", "dropout": 0.2},
 ]
-LOSSES = [("cross_entropy", 0.0), ("cross_entropy", 0.0), ("mse", 0.0), ("cross_entropy", 0.1)]
+LOSSES = [("cross_entropy", 0.0), ("cross_entropy", 0.0), ("mse", 0.0), ("cross_entropy", 0.1), ("bce", 0.0)]
 
 
 @pytest.mark.parametrize(("kwargs", "loss"), list(zip(MODELS, LOSSES)))
@@ -83,11 +81,11 @@ def test_the_helper_trains_the_same_bits_as_one_thread(kwargs: dict, loss: tuple
         model = MLP(**kwargs).init(np.random.default_rng(3))
         sharded = ShardedGradients(model, get_loss(*loss))
         if workers == 2:
-            helper = _ready(sharded, x[:50], y[:50])
+            helper = _ready(sharded, x[:64], y[:64])
             model.init(np.random.default_rng(3))  # new parameters: the helper must follow them
         losses = _train(model, sharded, x, y, workers)
         if workers == 2:
-            assert sharded._helper is helper and helper.proc is not None  # the helper did the work
+            assert sharded._helper is helper and helper.proc is not None  # it did the work (1000 rows: 15 x 64 + 40)
         sharded.close()
         results.append((model.flat.copy(), losses))
     assert np.array_equal(results[0][0], results[1][0])
@@ -104,30 +102,91 @@ def test_a_killed_helper_is_replaced_by_a_thread_without_changing_a_bit() -> Non
 
     model = MLP([784, 48, 10]).init(np.random.default_rng(3))
     sharded = ShardedGradients(model, get_loss("cross_entropy"))
-    helper = _ready(sharded, x[:50], y[:50])
+    helper = _ready(sharded, x[:64], y[:64])
     model.init(np.random.default_rng(3))
-    first = _train(model, sharded, x[:300], y[:300], 2)
+    _train(model, sharded, x[:320], y[:320], 2)
     pid = helper.proc.pid
     os.kill(pid, signal.SIGKILL)
     helper.proc.wait()
-    _train(model, sharded, x[300:], y[300:], 2)
+    _train(model, sharded, x[320:], y[320:], 2)
     assert sharded._helper is None and pid not in HELPER_PIDS  # dropped; a thread did the rest
     sharded.close()
-    assert first and np.array_equal(model.flat, reference.flat)
+    assert np.array_equal(model.flat, reference.flat)
+
+
+def _direct_helper(rows: int = 32) -> tuple[ShardHelper, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    helper = ShardHelper(MLP([784, 32, 10]).init(rng), get_loss("cross_entropy"), rows)
+    helper.start()
+    _wait_until(helper.ready, "the helper starting")
+    return helper, rng.random((rows, 784)).astype(np.float32), rng.integers(0, 10, rows)
+
+
+def test_a_helper_dying_in_the_middle_of_a_shard_is_noticed() -> None:
+    helper, x, y = _direct_helper()
+    os.kill(helper.proc.pid, signal.SIGSTOP)  # it cannot finish the shard it is given
+    helper.submit(x, y, None, 64, 1.0)
+    os.kill(helper.proc.pid, signal.SIGKILL)
+    with pytest.raises(shard_process.HelperFailed, match="exited"):
+        helper.result()
+    helper.close()
+    helper.close()  # a second close does nothing
+
+
+def test_a_stopped_helper_is_given_up_after_the_stall_limit(monkeypatch) -> None:
+    monkeypatch.setattr(shard_process, "STALL_SECONDS", 0.2)
+    helper, x, y = _direct_helper()
+    os.kill(helper.proc.pid, signal.SIGSTOP)
+    helper.submit(x, y, None, 64, 1.0)
+    with pytest.raises(shard_process.HelperFailed, match="no progress"):
+        helper.result()
+    proc = helper.proc
+    helper.close()  # kills it: a stopped process cannot read the stop counter
+    assert proc.poll() is not None
+
+
+def test_an_error_in_the_helper_is_reported_and_a_wider_shard_refused() -> None:
+    helper, x, y = _direct_helper()
+    helper.submit(x, np.full(len(y), 99), None, 64, 1.0)  # no class 99
+    with pytest.raises(shard_process.HelperFailed, match="IndexError"):
+        helper.result()
+    with pytest.raises(shard_process.HelperFailed, match="does not fit"):
+        helper.submit(np.zeros((33, 784), np.float32), np.zeros(33, np.int64), None, 66, 1.0)
+    helper.close()
 
 
 def test_closing_stops_the_helper_and_leaves_no_shared_file() -> None:
-    before = _shm_files()
     rng = np.random.default_rng(0)
     model = MLP([784, 32, 10]).init(rng)
-    sharded = ShardedGradients(model, get_loss("cross_entropy"))
-    helper = _ready(sharded, rng.random((64, 784)).astype(np.float32), rng.integers(0, 10, 64))
-    proc = helper.proc
-    assert _shm_files() == before  # unlinked as soon as both processes had it mapped
-    params = model.flat.copy()
-    sharded.close()
+    helper = ShardHelper(model, get_loss("cross_entropy"), 32)
+    path = helper.path
+    assert path is not None and path.exists()
+    helper.start()
+    _wait_until(helper.ready, "the helper starting")
+    assert not path.exists()  # unlinked as soon as both processes had it mapped
+    proc, params = helper.proc, model.flat.copy()
+    helper.close()
     assert proc.poll() is not None and proc.pid not in HELPER_PIDS
     assert np.array_equal(model.flat, params) and model.forward(np.zeros((1, 784), np.float32)).shape == (1, 10)
+
+
+def test_a_failed_setup_leaves_no_shared_file(monkeypatch) -> None:
+    created: list[str] = []
+    mkstemp = shard_process.tempfile.mkstemp
+
+    def recording(*args: object, **kwargs: object) -> tuple[int, str]:
+        fd, name = mkstemp(*args, **kwargs)
+        created.append(name)
+        return fd, name
+
+    def no_space(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shard_process.tempfile, "mkstemp", recording)
+    monkeypatch.setattr(shard_process.os, "posix_fallocate", no_space, raising=False)
+    with pytest.raises(OSError, match="No space"):
+        ShardHelper(MLP([784, 32, 10]).init(np.random.default_rng(0)), get_loss("cross_entropy"), 32)
+    assert created and not Path(created[0]).exists()
 
 
 def test_the_helper_ends_when_the_training_process_dies(tmp_path) -> None:
@@ -156,10 +215,20 @@ def _state(pid: int) -> str:
 
 
 def test_the_helpers_cpu_time_counts_as_the_training_process() -> None:
-    start = time.process_time()
-    while time.process_time() - start < 0.2:
-        sum(range(1000))
-    assert _process_seconds(os.getpid()) >= 0.1  # read from /proc, as for a helper's pid
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\nprint(1, flush=True)\n"
+    burn += "input()"
+    child = subprocess.Popen([sys.executable, "-c", burn], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        child.stdout.readline()  # it has used 0.3 s of CPU
+        mine = threads._own_seconds()
+        HELPER_PIDS.add(child.pid)
+        assert threads._own_seconds() - mine >= 0.25
+        before = threads._own_seconds()
+        threads.release_helper(child.pid)  # ended helpers keep counting: no jump in the load the governor sees
+        assert child.pid not in HELPER_PIDS and threads._own_seconds() >= before - 0.01
+    finally:
+        HELPER_PIDS.discard(child.pid)
+        child.communicate("\n")
     assert _process_seconds(2**22 + 12345) == 0.0  # no such process
 
 
@@ -183,10 +252,10 @@ def test_a_whole_run_with_the_helper_gives_the_one_thread_weights(tmp_path, monk
     monkeypatch.setattr(ShardHelper, "result", counted)
     base = ["name=t", "data.dataset=mnist-sample", "data.validation=500", "model.hidden=[64, 32]", "train.epochs=6"]
     weights = []
-    for threads in (1, 2):
-        cfg = load_config(None, [*base, f"train.threads={threads}"])
-        training.run(training.prepare(cfg), tmp_path / f"t{threads}")
-        weights.append(checkpoint.load(tmp_path / f"t{threads}" / "last.npz").params)
+    for count in (1, 2):
+        cfg = load_config(None, [*base, f"train.threads={count}"])
+        training.run(training.prepare(cfg), tmp_path / f"t{count}")
+        weights.append(checkpoint.load(tmp_path / f"t{count}" / "last.npz").params)
     assert len(used) == 6 * (4500 // 128)  # every two-shard batch went to the helper (the last, 20 rows, is one)
     assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
 

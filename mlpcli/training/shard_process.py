@@ -32,12 +32,13 @@ import numpy as np
 
 from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP, Masks
-from mlpcli.training.threads import HELPER_PIDS
+from mlpcli.training.threads import HELPER_PIDS, release_helper
 
 SPIN_SECONDS = 0.002  # after a batch the helper watches the counter this long before it starts to sleep
 DOZE_SECONDS = 0.0002  # then it looks every this often, for up to IDLE_SECONDS
 IDLE_SECONDS = 1.0
 SLEEP_SECONDS = 0.005  # and then every this often (between epochs, during validation)
+STALL_SECONDS = 60.0  # a helper alive but silent this long (stopped, frozen) is given up for a thread
 YIELD_AFTER_SPINS = 20_000  # the training process waits this many looks (a few ms) before it yields its core
 ALIGN = 64
 
@@ -81,8 +82,9 @@ def _layout(spec: dict[str, Any]) -> tuple[dict[str, tuple[int, tuple[int, ...],
 
 
 def _views(buf: mmap.mmap, layout: dict[str, tuple[int, tuple[int, ...], str]]) -> dict[str, np.ndarray]:
+    """Arrays over the mapping; each holds it (np.frombuffer), so it cannot be unmapped under a live view."""
     return {
-        name: np.ndarray(shape, dtype=np.dtype(dt), buffer=buf, offset=offset)
+        name: np.frombuffer(buf, np.dtype(dt), int(np.prod(shape)), offset).reshape(shape)
         for name, (offset, shape, dt) in layout.items()
     }
 
@@ -121,21 +123,29 @@ class ShardHelper:
             "max_rows": int(max_rows),
         }
         self.model = model
+        self.proc: subprocess.Popen | None = None
+        self._buf: mmap.mmap | None = None
         layout, size = _layout(self.spec)
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
         fd, name = tempfile.mkstemp(prefix="mlpcli-shard-", dir=folder)
         self.path: Path | None = Path(name)
         try:
-            os.ftruncate(fd, size)
-            self._buf: mmap.mmap | None = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
+            try:
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fd, 0, size)  # a full /dev/shm is an OSError now, not a SIGBUS later
+                else:
+                    os.ftruncate(fd, size)
+                self._buf = mmap.mmap(fd, size)
+            finally:
+                os.close(fd)
+        except BaseException:
+            self._unlink()
+            raise
         self.arrays = _views(self._buf, layout)
         self.header, self.floats = self.arrays["header"], self.arrays["floats"]
         self.grad_flat = self.arrays["grad_flat"]
         self.header[PARENT] = os.getpid()
         self._seq = 0
-        self.proc: subprocess.Popen | None = None
         self.attach()
 
     def attach(self) -> None:
@@ -178,7 +188,7 @@ class ShardHelper:
         """Hand the helper a shard: inputs x (rows, inputs), int labels y (rows,), its dropout masks, the
         batch's row count n and the gradients' scale. Raises HelperFailed when it cannot take it."""
         rows = x.shape[0]
-        if rows > self.spec["max_rows"] or y.ndim != 1:
+        if self._buf is None or rows > self.spec["max_rows"] or y.ndim != 1:
             raise HelperFailed("this shard does not fit the helper's buffers")
         self.attach()
         a = self.arrays
@@ -194,16 +204,20 @@ class ShardHelper:
 
     def result(self) -> tuple[float, int]:
         """Wait for the submitted shard; (its loss times its share of the batch, rows right).
-        Raises HelperFailed when the helper died or reported an error."""
-        header, seq, spins = self.header, self._seq, 0
+        Raises HelperFailed when the helper died, reported an error, or made no progress for STALL_SECONDS."""
+        header, seq, spins, since = self.header, self._seq, 0, time.monotonic()
         while header[DONE] != seq:
             spins += 1
             if spins & 0x3F == 0:  # let this process's other threads (the batch worker) have the GIL now and then
                 time.sleep(0)
             if spins > YIELD_AFTER_SPINS:  # the helper is late: perhaps it waits for this core
                 os.sched_yield() if hasattr(os, "sched_yield") else time.sleep(0)
-            if spins & 0x3FFF == 0 and self.proc is not None and self.proc.poll() is not None:
-                raise HelperFailed(f"the shard helper exited with code {self.proc.returncode}")
+            if spins & 0x3FFF == 0:
+                if self.proc is None or self.proc.poll() is not None:
+                    code = None if self.proc is None else self.proc.returncode
+                    raise HelperFailed(f"the shard helper exited with code {code}")
+                if time.monotonic() - since > STALL_SECONDS:  # alive but stopped (SIGSTOP, a frozen cgroup)
+                    raise HelperFailed(f"the shard helper made no progress in {STALL_SECONDS:g} s")
         if header[STATUS]:
             text = bytes(self.arrays["error"]).rstrip(b"\0").decode("utf-8", "replace")
             raise HelperFailed(f"the shard helper failed: {text}")
@@ -218,26 +232,28 @@ class ShardHelper:
             self.path = None
 
     def close(self) -> None:
-        """Stop the helper (by its process id), give the model private parameters back, free the memory."""
+        """Stop the helper (by its process id), give the model private parameters back, free the memory.
+        Closing again does nothing."""
         if self.proc is not None:
+            release_helper(self.proc.pid)
             self.header[SEQ] = STOP
             try:
                 self.proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-            HELPER_PIDS.discard(self.proc.pid)
             self.proc = None
         self._unlink()
+        if self._buf is None:
+            return
         if self.model.flat is self.arrays["flat"]:
             self.model.share(self.arrays["flat"].copy())
         self.arrays, self.header, self.floats, self.grad_flat = {}, np.zeros(8, np.int64), np.zeros(2), np.zeros(0)
-        if self._buf is not None:
-            try:
-                self._buf.close()
-            except BufferError:  # a view is still alive somewhere: the mapping goes with it
-                pass
-            self._buf = None
+        try:
+            self._buf.close()
+        except BufferError:  # someone still holds a view: the mapping ends when the last view does
+            pass
+        self._buf = None
 
 
 def _serve(path: str, spec: dict[str, Any]) -> None:
@@ -293,8 +309,10 @@ def main(argv: list[str]) -> None:
     _serve(argv[1], json.loads(argv[2]))
 
 
-# Run with `python -c`: the training process's own copy of mlpcli comes first, wherever it was imported from.
+# Run with `python -c`: imports the training process's own copy of mlpcli from its folder, leaving sys.path alone.
 _BOOT = (
-    "import sys, os; home = os.path.dirname(sys.argv[1]); home in sys.path or sys.path.insert(0, home); "
+    "import sys, importlib.util as u; p = sys.argv[1]; "
+    "s = u.spec_from_file_location('mlpcli', p + '/__init__.py', submodule_search_locations=[p]); "
+    "m = u.module_from_spec(s); sys.modules['mlpcli'] = m; s.loader.exec_module(m); "
     "from mlpcli.training.shard_process import main; main(sys.argv[1:])"
 )

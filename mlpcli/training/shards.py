@@ -85,6 +85,7 @@ class ShardedGradients:
         self._helper: ShardHelper | None = None
         self._use_helper = helper and sharded and supported()
         self._batches = 0  # two-worker batches seen before the helper was started
+        self._largest = 0  # the largest batch so far: the helper's buffers are made for its second shard
 
     def __call__(
         self, xb: np.ndarray, yb: np.ndarray, rng: np.random.Generator, scale: float, workers: int = 1
@@ -100,8 +101,9 @@ class ShardedGradients:
         h = (n + 1) // 2
         first = (xb[:h], yb[:h], model.dropout_masks(h, rng), n, scale)
         second = (xb[h:], yb[h:], model.dropout_masks(n - h, rng), n, scale)
+        self._largest = max(self._largest, n)
         if workers >= 2:
-            helper = self._ready_helper(n - h)
+            helper = self._ready_helper(self._largest - (self._largest + 1) // 2)
             if helper is not None:
                 try:
                     helper.submit(*second)
@@ -125,7 +127,8 @@ class ShardedGradients:
         return loss_a + loss_b, right_a + right_b
 
     def _ready_helper(self, rows: int) -> ShardHelper | None:
-        """The helper process when it can take a shard of `rows` rows now; starts it on first use."""
+        """The helper process when it is ready for work; on first use, starts it with room for shards of
+        `rows` rows."""
         if not self._use_helper:
             return None
         if self._helper is None:

@@ -62,9 +62,19 @@ def _process_seconds(pid: int) -> float:
         return 0.0
 
 
+_retired = [0.0]  # CPU-seconds of helpers that have ended: still this process's own
+
+
+def release_helper(pid: int) -> None:
+    """Stop counting helper pid, keeping the CPU time it used (call before it is reaped)."""
+    if pid in HELPER_PIDS:
+        _retired[0] += _process_seconds(pid)
+        HELPER_PIDS.discard(pid)
+
+
 def _own_seconds() -> float:
     t = os.times()
-    return t.user + t.system + sum(_process_seconds(pid) for pid in tuple(HELPER_PIDS))
+    return t.user + t.system + _retired[0] + sum(_process_seconds(pid) for pid in tuple(HELPER_PIDS))
 
 
 @dataclass
