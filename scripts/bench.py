@@ -5,8 +5,9 @@
 The machine this runs on is shared and drifts between speed regimes, so every comparison
 is a ratio of two measurements taken next to each other: every mlpcli epoch is followed at
 once by a PyTorch epoch, for --epochs epochs in each of --rounds rounds.
-PyTorch and JAX are optional (`pip install torch==2.13.0 "jax[cpu]"`, for this benchmark only, never a
-runtime dependency of mlpcli); without one, its column is skipped.
+PyTorch and JAX are optional, for this benchmark only, never a runtime dependency of mlpcli
+(`pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu` and `pip install "jax[cpu]"`);
+without one, its column is skipped.
 """
 
 from __future__ import annotations
