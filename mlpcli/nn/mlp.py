@@ -144,19 +144,24 @@ class MLP:
         self._adopt(init_params(self.layer_sizes, init, rng, self.dtype))
         return self
 
+    def _slices(self, buf: Array) -> dict[str, Array]:
+        """W1, b1, W2, b2, ... as views of one flat buffer, in that order (the layout of flat and grad_flat)."""
+        views, offset = {}, 0
+        for l, (fan_in, fan_out) in enumerate(zip(self.layer_sizes[:-1], self.layer_sizes[1:]), start=1):
+            for name, shape in ((f"W{l}", (fan_in, fan_out)), (f"b{l}", (fan_out,))):
+                size = fan_in * fan_out if len(shape) == 2 else fan_out
+                views[name] = buf[offset : offset + size].reshape(shape)
+                offset += size
+        return views
+
     def _adopt(self, params: dict[str, Array]) -> None:
         """Copy params into one contiguous buffer and keep views of it (and likewise for gradients)."""
-        names = [f"{p}{l}" for l in range(1, self.num_layers + 1) for p in ("W", "b")]
-        total = sum(params[k].size for k in names)
+        total = count_parameters(self.layer_sizes)[2]
         self.flat = np.empty(total, dtype=self.dtype)
         self.grad_flat = np.zeros(total, dtype=self.dtype)
-        self.params, self.grads, offset = {}, {}, 0
-        for k in names:
-            size, shape = params[k].size, params[k].shape
-            self.params[k] = self.flat[offset : offset + size].reshape(shape)
-            self.params[k][...] = params[k]
-            self.grads[k] = self.grad_flat[offset : offset + size].reshape(shape)
-            offset += size
+        self.params, self.grads = self._slices(self.flat), self._slices(self.grad_flat)
+        for k, view in self.params.items():
+            view[...] = params[k]
 
     def share(self, flat: Array, grad_flat: Array | None = None) -> None:
         """Use flat (and grad_flat) as the parameter (and gradient) buffers from now on, keeping their
@@ -169,11 +174,7 @@ class MLP:
         self.flat = flat
         if grad_flat is not None:
             self.grad_flat = grad_flat
-        offset = 0
-        for k, p in list(self.params.items()):
-            self.params[k] = self.flat[offset : offset + p.size].reshape(p.shape)
-            self.grads[k] = self.grad_flat[offset : offset + p.size].reshape(p.shape)
-            offset += p.size
+        self.params, self.grads = self._slices(self.flat), self._slices(self.grad_flat)
 
     def set_params(self, params: dict[str, Array]) -> None:
         """Adopt given parameters after checking every name and shape."""
@@ -260,10 +261,7 @@ class MLP:
         twin = object.__new__(MLP)
         twin.__dict__.update(self.__dict__)  # shares flat, params and the activations
         twin.grad_flat = np.zeros_like(self.grad_flat)
-        twin.grads, offset = {}, 0
-        for name, grad in self.grads.items():
-            twin.grads[name] = twin.grad_flat[offset : offset + grad.size].reshape(grad.shape)
-            offset += grad.size
+        twin.grads = twin._slices(twin.grad_flat)
         twin._ws, twin._acts, twin._masks = None, [], {}
         return twin
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from mlpcli.nn.losses import get_loss
-from mlpcli.nn.mlp import MLP, Masks
+from mlpcli.nn.mlp import MLP, Masks, count_parameters
 from mlpcli.training.threads import HELPER_PIDS, release_helper
 
 SPIN_SECONDS = 0.002  # after a batch the helper watches the counter this long before it starts to sleep
@@ -59,7 +59,7 @@ class HelperFailed(RuntimeError):
 def _layout(spec: dict[str, Any]) -> tuple[dict[str, tuple[int, tuple[int, ...], str]], int]:
     """Name -> (byte offset, shape, dtype) of every array in the shared file, and its total size."""
     sizes, rows, dtype = spec["sizes"], spec["max_rows"], spec["dtype"]
-    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    params = count_parameters(sizes)[2]
     arrays: list[tuple[str, tuple[int, ...], str]] = [
         ("header", (8,), "int64"),
         ("floats", (2,), "float64"),  # [0] the gradients' scale, [1] the shard's loss

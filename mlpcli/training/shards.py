@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpcli.nn.mlp import MLP, Masks
+from mlpcli.nn.mlp import MLP, Masks, count_parameters
 from mlpcli.training.shard_process import HelperFailed, ShardHelper, supported
 
 MIN_MULTIPLY_ADDS = 20_000  # per row of a batch, over all layers; below it one shard
@@ -33,8 +33,8 @@ HELPER_OUTPACES_WORKER = 600_000
 
 
 def multiply_adds(layer_sizes: list[int]) -> int:
-    """Multiply-adds of one row's forward pass through a network of layer_sizes."""
-    return sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
+    """Multiply-adds of one row's forward pass through a network of layer_sizes: its weight count."""
+    return count_parameters(layer_sizes)[0]
 
 
 def shard_count(layer_sizes: list[int], batch_size: int) -> int:
