@@ -71,6 +71,9 @@ class DataConfig(StrictModel):
     test_ratio: float = Field(
         0.5, ge=0.0, lt=1.0, description="plane datasets: the fraction of points kept for testing"
     )
+    seed: int | None = Field(
+        None, ge=0, lt=2**32, description="plane datasets: the points' own seed (unset: the run's seed draws them)"
+    )
 
     @model_validator(mode="after")
     def _validation_range(self) -> DataConfig:
@@ -125,6 +128,7 @@ class OptimizerConfig(StrictModel):
     lr: float = Field(0.05, gt=0.0, description="learning rate (eta)")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="for momentum and nesterov")
     weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty (wd/2) sum W^2 added to the loss (not biases)")
+    l1: float = Field(0.0, ge=0.0, description="L1 penalty l1 sum |W| added to the loss (not biases)")
     beta1: float = Field(0.9, ge=0.0, lt=1.0, description="Adam's first-moment decay")
     beta2: float = Field(0.999, ge=0.0, lt=1.0, description="Adam's second-moment decay")
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from mlpcli.nn import MLP, make_optimizer
-from mlpcli.nn.optimizers import OPTIMIZERS, Adam, Momentum, add_l2
+from mlpcli.nn.optimizers import OPTIMIZERS, Adam, Momentum
+from mlpcli.nn.regularization import add_l2
 
 
 def test_one_hand_computed_sgd_step() -> None:

@@ -34,7 +34,17 @@ def test_sessions_step_and_report_the_contracts_keys() -> None:
     client = _client()
     sid = client.post("/api/sessions", json={"data": {"dataset": "spiral"}}).json()["id"]
     doc = client.post(f"/api/sessions/{sid}/step", json={"steps": 30}).json()
-    assert set(doc) == {"step", "epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy"}
+    assert set(doc) == {
+        "step",
+        "epoch",
+        "train_loss",
+        "test_loss",
+        "train_accuracy",
+        "test_accuracy",
+        "dead",
+        "saturated",
+    }
+    assert len(doc["dead"]) == len(doc["saturated"]) == 2
     assert doc["step"] == 30 and doc["epoch"] == 1  # 250 training points in batches of 10: 25 steps an epoch
     frame = client.get(f"/api/sessions/{sid}/frame?grid=32").json()
     assert frame["grid"] == 32 and len(frame["neurons"]) == 2 and len(frame["neurons"][0]) == 8

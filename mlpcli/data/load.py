@@ -88,8 +88,11 @@ class PlaneOptions:
 
     @classmethod
     def of(cls, data: Any, seed: int) -> PlaneOptions:
-        """From a config's data section and seed."""
-        return cls(data.points, data.noise, tuple(data.features), data.classes, data.test_ratio, seed)
+        """From a config's data section and the run's seed (data.seed, when set, draws the points instead)."""
+        own = getattr(data, "seed", None)
+        return cls(
+            data.points, data.noise, tuple(data.features), data.classes, data.test_ratio, seed if own is None else own
+        )
 
 
 def _plane_dataset(source: str, o: PlaneOptions) -> Dataset:

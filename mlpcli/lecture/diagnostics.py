@@ -11,17 +11,29 @@ from mlpcli.nn.mlp import MLP
 DEEP_SIGMOID = 3
 
 
+def unit_health(model: MLP, x: np.ndarray) -> tuple[list[float], list[float]]:
+    """(dead, saturated): per hidden layer in order, the fraction of its units that are dead and that are
+    saturated on the points x (n, inputs), by the rules of the activations' registry (ActivationSpec.dead,
+    .saturated). A layer whose activation cannot die (or saturate) has 0.0."""
+    dead, saturated = [], []
+    for l, (_, slopes) in enumerate(model.layer_slopes(x), start=1):
+        spec = ACTIVATIONS[model.activations[l - 1]]
+        dead.append(float(np.mean(spec.dead(slopes))))
+        saturated.append(float(np.mean(spec.saturated(slopes))))
+    return dead, saturated
+
+
 def layer_diagnostics(model: MLP, x: np.ndarray) -> dict[str, float]:
-    """Per hidden layer, on a batch x (n, inputs): saturated fraction (sigmoid/tanh) or dead fraction (ReLU)."""
+    """Per hidden layer l, on a batch x (n, inputs): dead_l for an activation that can die (ReLU) and
+    saturated_l for one that saturates (sigmoid, tanh); see unit_health."""
     out: dict[str, float] = {}
-    acts = model.layer_activations(x)[:-1]
-    for l, a in enumerate(acts, start=1):
-        spec = ACTIVATIONS[model.activations[l - 1]]  # the registry says how its units go wrong
-        if spec.health == "saturated" and spec.saturation is not None:
-            lo, hi = spec.saturation
-            out[f"saturated_{l}"] = float(np.mean((a <= lo) | (a >= hi)))
-        elif spec.health == "dead":
-            out[f"dead_{l}"] = float(np.mean(~(a > 0).any(axis=0)))
+    dead, saturated = unit_health(model, x)
+    for l, name in enumerate(model.activations, start=1):
+        spec = ACTIVATIONS[name]
+        if spec.can_die:
+            out[f"dead_{l}"] = dead[l - 1]
+        if spec.grad_max is not None:
+            out[f"saturated_{l}"] = saturated[l - 1]
     return out
 
 

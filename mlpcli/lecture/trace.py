@@ -120,6 +120,7 @@ def gradcheck_config(cfg: ExperimentConfig, samples: int = 8, per_tensor: int = 
         targets,
         cfg.loss,
         weight_decay=cfg.optimizer.weight_decay,
+        l1=cfg.optimizer.l1,
         masks=masks or None,
         max_entries=per_tensor,
         rng=rng,

@@ -10,8 +10,8 @@ and beyond: no overflow warnings, no NaN).
 
 An entry also carries what the rest of mlpcli needs to know about it, so nothing else
 keeps a list of activations: its parameters with defaults (leaky_relu's slope, stored in
-checkpoints under ``config.model``), how diagnostics judge an unhealthy unit ("dead" or
-"saturated"), the ONNX nodes that compute it, and its formula for the lecture tools.
+checkpoints under ``config.model``), how diagnostics judge an unhealthy unit (can it die, does it
+saturate), the ONNX nodes that compute it, and its formula for the lecture tools.
 Adding an activation is one entry below and its functions.
 """
 
@@ -187,8 +187,9 @@ class ActivationSpec:
 
     fn(z, out=None, **params) -> a; grad(z, a, out=None, **params) -> da/dz.
     params: the activation's parameters with defaults (config keys under `model`).
-    health: "dead" (a unit whose output is never > 0 on a batch is dead) or "saturated"
-    (outputs beyond `saturation` (low, high)) or None: how diagnostics judge its units.
+    can_die: whether its derivative is exactly zero on a whole half-line (ReLU), so a unit can stop
+    learning for good; grad_max: the largest value of its derivative for one that saturates (sigmoid
+    1/4, tanh 1), None for one that does not. dead() and saturated() apply the two rules.
     onnx(params) -> the ONNX nodes computing it (see OnnxNode).
     formula: how the lecture tools write it.
     """
@@ -199,8 +200,25 @@ class ActivationSpec:
     formula: str
     onnx: Callable[[dict[str, float]], list[OnnxNode]]
     params: dict[str, float] = field(default_factory=dict)
-    health: str | None = None
-    saturation: tuple[float, float] | None = None
+    can_die: bool = False
+    grad_max: float | None = None
+
+    def dead(self, slopes: Array) -> Array:
+        """Per unit, whether it is dead: its derivative slopes (n, units) = f'(z) is zero on every one of the
+        n points, so no gradient ever reaches its weights (a ReLU whose input is negative everywhere). Only an
+        activation that can die (can_die) has dead units; bool (units,)."""
+        if not self.can_die or slopes.shape[0] == 0:
+            return np.zeros(slopes.shape[1], dtype=bool)
+        return ~(slopes != 0).any(axis=0)
+
+    def saturated(self, slopes: Array, share: float = 0.5, level: float = 0.01) -> Array:
+        """Per unit, whether it is saturated: its derivative slopes (n, units) is below `level` (1 %) of its
+        maximum on more than `share` (half) of the n points, so gradients through it all but vanish (lecture:
+        sigmoid' = o (1 - o) -> 0 as o -> 0 or 1). Only an activation that saturates (grad_max) has saturated
+        units; bool (units,)."""
+        if self.grad_max is None or slopes.shape[0] == 0:
+            return np.zeros(slopes.shape[1], dtype=bool)
+        return np.mean(slopes < level * self.grad_max, axis=0) > share
 
     def bind(self, **params: float) -> Activation:
         """The functions with this activation's parameters fixed (defaults for those not given)."""
@@ -272,11 +290,10 @@ ACTIVATIONS: dict[str, ActivationSpec] = {
             sigmoid_grad,
             "1 / (1 + e^-z)",
             _op("Sigmoid"),
-            health="saturated",
-            saturation=(0.02, 0.98),
+            grad_max=0.25,
         ),
-        ActivationSpec("tanh", tanh, tanh_grad, "tanh z", _op("Tanh"), health="saturated", saturation=(-0.96, 0.96)),
-        ActivationSpec("relu", relu, relu_grad, "max(z, 0)", _op("Relu"), health="dead"),
+        ActivationSpec("tanh", tanh, tanh_grad, "tanh z", _op("Tanh"), grad_max=1.0),
+        ActivationSpec("relu", relu, relu_grad, "max(z, 0)", _op("Relu"), can_die=True),
         ActivationSpec(
             "leaky_relu",
             leaky_relu,
@@ -284,13 +301,10 @@ ACTIVATIONS: dict[str, ActivationSpec] = {
             "max(z, slope z)",
             _leaky_onnx,
             params={"leaky_slope": DEFAULT_LEAKY_SLOPE},
-            health="dead",
         ),
         ActivationSpec("linear", linear, linear_grad, "z", _op("Identity")),
-        ActivationSpec(
-            "gelu", gelu, gelu_grad, "z/2 (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))", _gelu_onnx, health="dead"
-        ),
-        ActivationSpec("silu", silu, silu_grad, "z sigmoid(z)", _silu_onnx, health="dead"),
+        ActivationSpec("gelu", gelu, gelu_grad, "z/2 (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))", _gelu_onnx),
+        ActivationSpec("silu", silu, silu_grad, "z sigmoid(z)", _silu_onnx),
     )
 }
 

@@ -22,6 +22,7 @@ def check_gradients(
     loss: str,
     *,
     weight_decay: float = 0.0,
+    l1: float = 0.0,
     masks: Masks | None = None,
     eps: float = 1e-6,
     max_entries: int | None = None,
@@ -34,7 +35,7 @@ def check_gradients(
     """
     if (model.dropout > 0 or model.input_dropout > 0) and masks is None:
         raise ValueError("a gradient check with dropout needs fixed masks")
-    _, grads = model.loss_and_grads(x, targets, loss, weight_decay=weight_decay, masks=masks)
+    _, grads = model.loss_and_grads(x, targets, loss, weight_decay=weight_decay, l1=l1, masks=masks)
     analytic = {k: v.copy() for k, v in grads.items()}
     errors: dict[str, float] = {}
     for name, p in model.params.items():
@@ -47,9 +48,9 @@ def check_gradients(
         for j, i in enumerate(entries):
             orig = flat[i]
             flat[i] = orig + eps
-            plus, _ = model.loss_and_grads(x, targets, loss, weight_decay=weight_decay, masks=masks)
+            plus, _ = model.loss_and_grads(x, targets, loss, weight_decay=weight_decay, l1=l1, masks=masks)
             flat[i] = orig - eps
-            minus, _ = model.loss_and_grads(x, targets, loss, weight_decay=weight_decay, masks=masks)
+            minus, _ = model.loss_and_grads(x, targets, loss, weight_decay=weight_decay, l1=l1, masks=masks)
             flat[i] = orig
             numeric[j] = (plus - minus) / (2 * eps)
         errors[name] = relative_error(analytic[name].reshape(-1)[entries], numeric)

@@ -24,7 +24,7 @@ from mlpcli.nn.activations import (
     per_layer,
 )
 from mlpcli.nn.losses import get_loss
-from mlpcli.nn.optimizers import add_l2
+from mlpcli.nn.regularization import add_penalties
 
 Array = np.ndarray
 Masks = dict[int, Array]  # dropout masks by layer: 0 = the inputs, l = hidden layer l
@@ -279,6 +279,19 @@ class MLP:
         acts[-1] = self._out.fn(acts[-1])
         return acts
 
+    def layer_slopes(self, x: Array) -> list[tuple[Array, Array]]:
+        """Per hidden layer l, (a^l, f'(z^l)) for x (n, inputs), each (n, size_l): its activation and its
+        activation's derivative at each point (evaluation: no dropout). What dead and saturated units are
+        judged by (ActivationSpec.dead, .saturated)."""
+        out = []
+        a = np.asarray(x, dtype=self.dtype)
+        for l in range(1, self.num_layers):
+            z = a @ self.params[f"W{l}"] + self.params[f"b{l}"]
+            act = self._acts_fn[l - 1]
+            a = act.fn(z)
+            out.append((a, act.grad(z, a)))
+        return out
+
     def predict_proba(self, x: Array, batch_size: int = 4096) -> Array:
         """Outputs for a large x (n, inputs), computed in batches to bound memory."""
         outs = [self.forward(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
@@ -346,13 +359,15 @@ class MLP:
         loss: str = "cross_entropy",
         *,
         weight_decay: float = 0.0,
+        l1: float = 0.0,
         rng: np.random.Generator | None = None,
         masks: Masks | None = None,
     ) -> tuple[float, dict[str, Array]]:
         """Mean loss on a batch and the gradient of every W^l and b^l: forward, the loss's delta, backward.
 
         x: (n, inputs) in the model dtype; targets: int labels (n,) or float targets (n, k).
-        weight_decay adds (wd/2) sum ||W||^2 to the loss. rng draws dropout masks; masks fixes them.
+        weight_decay adds (wd/2) sum ||W||^2 and l1 adds l1 sum |W| to the loss (regularization.py).
+        rng draws dropout masks; masks fixes them.
         """
         loss_fn = get_loss(loss)
         if self.output not in loss_fn.outputs:
@@ -360,8 +375,8 @@ class MLP:
         z = self.forward_train(x, rng, masks)
         value, delta = loss_fn(z, targets, self._out)
         grads = self.backward(delta)
-        if weight_decay:
-            value += add_l2(self.flat, self.grad_flat, self.decay_mask(), weight_decay)
+        if weight_decay or l1:
+            value += add_penalties(self.flat, self.grad_flat, self.decay_mask(), weight_decay, l1)
         return value, grads
 
     def apply_max_norm(self, c: float) -> None:

@@ -29,22 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlpcli.nn.regularization import add_penalties
+
 Array = np.ndarray
-
-
-def add_l2(params: Array, grads: Array, mask: Sequence[slice], weight_decay: float, scale: float = 1.0) -> float:
-    """Add scale * wd * W to grads on the masked parts; returns the penalty (wd/2) sum W^2 there.
-
-    params, grads: flat buffers of one layout; mask: slices of them (MLP.decay_mask()); scale:
-    what the gradients were multiplied by (the folded learning rate, else 1).
-    """
-    penalty = 0.0
-    coeff = params.dtype.type(scale * weight_decay)
-    for part in mask:
-        w = params[part]
-        penalty += 0.5 * weight_decay * float(np.vdot(w, w))
-        grads[part] += coeff * w
-    return penalty
 
 
 class Optimizer:
@@ -52,11 +39,14 @@ class Optimizer:
 
     folds_lr = False  # whether it can take gradients that already carry the learning rate
 
-    def __init__(self, lr: float, weight_decay: float = 0.0, decoupled: bool = False) -> None:
+    def __init__(self, lr: float, weight_decay: float = 0.0, decoupled: bool = False, l1: float = 0.0) -> None:
         if not lr > 0:
             raise ValueError(f"learning rate must be > 0, got {lr}")
         if not weight_decay >= 0:
             raise ValueError(f"weight decay must be >= 0, got {weight_decay}")
+        if not l1 >= 0:
+            raise ValueError(f"the L1 rate must be >= 0, got {l1}")
+        self.l1 = float(l1)
         self.base_lr = float(lr)
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
@@ -80,11 +70,13 @@ class Optimizer:
         return self.lr if self._folded else 1.0
 
     def penalty(self, params: Array, grads: Array) -> float:
-        """L2 weight decay: adds its gradient to grads (scaled like them) and returns (wd/2) sum W^2; else 0."""
-        if not self.weight_decay or self.decoupled:
+        """L2 weight decay (unless decoupled) and L1: adds their gradients to grads (scaled like them) and
+        returns (wd/2) sum W^2 + l1 sum |W| (regularization.py); 0 without either."""
+        l2 = 0.0 if self.decoupled else self.weight_decay
+        if not l2 and not self.l1:
             return 0.0
         mask = self.decay_mask if self.decay_mask is not None else [slice(None)]
-        return add_l2(params, grads, mask, self.weight_decay, self.lr if self._folded else 1.0)
+        return add_penalties(params, grads, mask, l2, self.l1, self.lr if self._folded else 1.0)
 
     def step(self, params: Array, grads: Array) -> None:
         """Update params (a flat array, e.g. MLP.flat) in place from grads (the same shape)."""
@@ -147,8 +139,10 @@ class Momentum(Optimizer):
 
     folds_lr = True
 
-    def __init__(self, lr: float, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0) -> None:
-        super().__init__(lr, weight_decay)
+    def __init__(
+        self, lr: float, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0, l1: float = 0.0
+    ) -> None:
+        super().__init__(lr, weight_decay, l1=l1)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.momentum = float(momentum)
@@ -204,8 +198,9 @@ class Adam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         decoupled: bool = False,
+        l1: float = 0.0,
     ) -> None:
-        super().__init__(lr, weight_decay, decoupled)
+        super().__init__(lr, weight_decay, decoupled, l1)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {beta}")
@@ -249,27 +244,31 @@ class OptimizerSpec:
 
 # The optimizer registry: config name -> entry. Config choices, tests and docs derive from it.
 OPTIMIZERS: dict[str, OptimizerSpec] = {
-    "sgd": OptimizerSpec(lambda lr, weight_decay=0.0, **_: SGD(lr, weight_decay), ("weight_decay",), "W -= lr g"),
+    "sgd": OptimizerSpec(
+        lambda lr, weight_decay=0.0, l1=0.0, **_: SGD(lr, weight_decay, l1=l1), ("weight_decay", "l1"), "W -= lr g"
+    ),
     "momentum": OptimizerSpec(
-        lambda lr, momentum=0.9, weight_decay=0.0, **_: Momentum(lr, momentum, weight_decay=weight_decay),
-        ("momentum", "weight_decay"),
+        lambda lr, momentum=0.9, weight_decay=0.0, l1=0.0, **_: Momentum(lr, momentum, False, weight_decay, l1),
+        ("momentum", "weight_decay", "l1"),
         "v = mu v + g; W -= lr v",
     ),
     "nesterov": OptimizerSpec(
-        lambda lr, momentum=0.9, weight_decay=0.0, **_: Momentum(lr, momentum, True, weight_decay),
-        ("momentum", "weight_decay"),
+        lambda lr, momentum=0.9, weight_decay=0.0, l1=0.0, **_: Momentum(lr, momentum, True, weight_decay, l1),
+        ("momentum", "weight_decay", "l1"),
         "W -= lr (g + mu v)",
     ),
     "adam": OptimizerSpec(
-        lambda lr, beta1=0.9, beta2=0.999, weight_decay=0.0, **_: Adam(lr, beta1, beta2, weight_decay=weight_decay),
-        ("beta1", "beta2", "weight_decay"),
+        lambda lr, beta1=0.9, beta2=0.999, weight_decay=0.0, l1=0.0, **_: Adam(
+            lr, beta1, beta2, weight_decay=weight_decay, l1=l1
+        ),
+        ("beta1", "beta2", "weight_decay", "l1"),
         "Kingma & Ba 2015; weight decay as an L2 penalty",
     ),
     "adamw": OptimizerSpec(
-        lambda lr, beta1=0.9, beta2=0.999, weight_decay=0.0, **_: Adam(
-            lr, beta1, beta2, weight_decay=weight_decay, decoupled=True
+        lambda lr, beta1=0.9, beta2=0.999, weight_decay=0.0, l1=0.0, **_: Adam(
+            lr, beta1, beta2, weight_decay=weight_decay, decoupled=True, l1=l1
         ),
-        ("beta1", "beta2", "weight_decay"),
+        ("beta1", "beta2", "weight_decay", "l1"),
         "Loshchilov & Hutter 2019: Adam with decoupled weight decay W -= lr wd W",
     ),
 }

@@ -9,6 +9,9 @@ A pure ASGI middleware, so it sees every request before FastAPI does:
   (one of those hosts on the port it serves) or an origin --allow-origin named is refused with
   403: a multipart POST needs no preflight, so this is the only check a browser would otherwise
   skip. A request without Origin (curl, scripts) is allowed.
+- WebSockets pass the same two checks (a WebSocket handshake is a GET that a browser sends from any
+  page with that page's Origin, so its Origin is checked as a POST's); a refused one is closed before
+  it is accepted (the client sees 403).
 - The body is counted as it arrives, chunked or not, and refused with 413 at the cap (then up to
   DRAIN more bytes are read and dropped, so that the client can read the answer before the
   connection closes); a body that stops arriving for BODY_TIMEOUT seconds gets 408.
@@ -75,7 +78,8 @@ class Guard:
         if host is not None and host_name(host) not in self.hosts and not self.any_origin:
             raise _Refused(421, f"this server answers for {', '.join(sorted(self.hosts))}, not {host[:100]!r}")
         origin = headers.get("origin")
-        if scope.get("method", "GET") not in ("GET", "HEAD", "OPTIONS") and origin is not None:
+        changes = scope["type"] == "websocket" or scope.get("method", "GET") not in ("GET", "HEAD", "OPTIONS")
+        if changes and origin is not None:
             if not self.any_origin and not self._own(origin, scope):
                 raise _Refused(403, f"requests from {origin[:100]} are not allowed (see mlpcli serve --allow-origin)")
 
@@ -90,6 +94,14 @@ class Guard:
         return name in self.any_port or (name in self.hosts and (server_port is None or port == server_port))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            try:
+                self._check(scope)
+            except _Refused:
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self.app(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -20,6 +20,7 @@ MAX_CONNECTIONS = 64
 HEADER_TIMEOUT = 10.0
 TIMEOUT_KEEP_ALIVE = 5
 LOG_INTERVAL = 10.0
+MAX_WS_MESSAGE = 64 * 1024  # bytes of one WebSocket message from a client
 
 
 class _OncePerInterval(logging.Filter):
@@ -78,6 +79,7 @@ def make_server(app: Any) -> Any:
         access_log=False,
         timeout_keep_alive=TIMEOUT_KEEP_ALIVE,
         limit_concurrency=MAX_CONNECTIONS,
+        ws_max_size=MAX_WS_MESSAGE,
     )
     once = _OncePerInterval()
     for name in ("asyncio", "uvicorn.error"):

@@ -7,9 +7,14 @@
                                               {"xy": [[x1, x2], ...], "label": [...]} for points of one's own)
                                               -> {"id": ...}
     POST   /api/sessions/{id}/step            {"steps": N} -> {"step", "epoch", "train_loss", "test_loss",
-                                              "train_accuracy", "test_accuracy"}
+                                              "train_accuracy", "test_accuracy", "dead", "saturated"}
+                                              (runs in a worker thread: other requests are answered meanwhile)
+    WS     /api/sessions/{id}/live            the page's live training: binary frames out (frames.py),
+                                              commands in (live.py)
     GET    /api/sessions/{id}/frame?grid=64   what the page draws (see Session.frame)
     GET    /api/sessions/{id}/points          the training and test points
+    POST   /api/import                        a config (YAML) or a checkpoint (.npz) -> {"config": ..., "id": a
+                                              session with the checkpoint's weights, or null for a config}
     POST   /api/sessions/{id}/rate            {"lr": x}: a new learning rate while it trains
     POST   /api/sessions/{id}/weight          {"layer", "i", "j", "value"}: edit one weight
     GET    /api/sessions/{id}/export          the config as YAML (points of the user's own: as points.csv)
@@ -23,6 +28,7 @@ Errors are {"error": ...} with a 4xx status, naming the config key when a config
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -33,69 +39,17 @@ from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.optimizers import OPTIMIZERS
 from mlpcli.nn.schedules import SCHEDULES
 from mlpcli.serve.guard import Guard
-from mlpcli.serve.playground.sessions import DIGITS, LIMITS, Sessions, preview
+from mlpcli.serve.playground.live import Live
+from mlpcli.serve.playground.presets import PRESETS
+from mlpcli.serve.playground.sessions import DIGITS, LIMITS, Sessions, imported, preview
 
 try:  # the optional serve extra; FastAPI reads the endpoints' annotations from this module's globals
-    from fastapi import Request
+    from fastapi import Request, WebSocket
 except ImportError:
-    Request = Any  # type: ignore[misc,assignment]
+    Request = WebSocket = Any  # type: ignore[misc,assignment]
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 1024 * 1024  # a config document or a step request is small
-
-# One click each, with what to watch (the lecture's claims).
-PRESETS = [
-    {
-        "name": "A linear network cannot bend",
-        "watch": "However many layers, a linear network is one linear map: its boundary stays a straight line "
-        "and the circle is never separated. Switch the activation to tanh and it is.",
-        "config": {"data": {"dataset": "circle", "noise": 0.0}, "model": {"hidden": [4, 4], "activation": "linear"}},
-    },
-    {
-        "name": "Sigmoid + squared error learns slowly",
-        "watch": "The output delta o(1 - o)(o - t) is small when a sigmoid saturates: compare the loss curve with the "
-        "ReLU + cross-entropy preset on the same data.",
-        "config": {
-            "data": {"dataset": "xor", "noise": 0.0},
-            "model": {"hidden": [8], "activation": "sigmoid", "output": "sigmoid"},
-            "loss": "mse",
-            "optimizer": {"name": "sgd", "lr": 0.1},
-        },
-    },
-    {
-        "name": "ReLU + cross-entropy learns fast",
-        "watch": "The same data as the sigmoid preset: cross-entropy's delta (o - t) does not shrink, "
-        "and ReLU does not saturate.",
-        "config": {
-            "data": {"dataset": "xor", "noise": 0.0},
-            "model": {"hidden": [8], "activation": "relu"},
-            "optimizer": {"name": "sgd", "lr": 0.1},
-        },
-    },
-    {
-        "name": "A large learning rate kills ReLUs",
-        "watch": "Watch the dead-unit count climb: a big step pushes units where they never fire again. Try leaky_relu "
-        "with the same rate: its units survive.",
-        "config": {
-            "data": {"dataset": "spiral"},
-            "model": {"hidden": [16, 16], "activation": "relu"},
-            "optimizer": {"name": "sgd", "lr": 1.0},
-        },
-    },
-    {
-        "name": "More neurons fit the spiral",
-        "watch": "Three layers of 16 tanh units bend the boundary around both arms; with two of 4 they cannot.",
-        "config": {"data": {"dataset": "spiral"}, "model": {"hidden": [16, 16, 16], "activation": "tanh"}},
-    },
-    {
-        "name": "Overfitting",
-        "watch": "Few noisy points and a big network: the training loss keeps falling while the test loss turns up.",
-        "config": {
-            "data": {"dataset": "gauss", "points": 60, "noise": 0.5},
-            "model": {"hidden": [32, 32, 32], "activation": "relu"},
-        },
-    },
-]
 
 
 def _fastapi() -> Any:
@@ -112,7 +66,9 @@ def create_app(hosts: tuple[str, ...] = (), origins: tuple[str, ...] = (), sessi
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
+    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
+    from starlette.websockets import WebSocketDisconnect
 
     store = sessions or Sessions()
     app = fastapi.FastAPI(title="mlpcli playground", docs_url=None, redoc_url=None, openapi_url=None)
@@ -175,6 +131,16 @@ def create_app(hosts: tuple[str, ...] = (), origins: tuple[str, ...] = (), sessi
             return error(str(exc))
         return {"id": created.id}
 
+    @app.post("/api/import")
+    async def import_file(request: Request) -> Any:
+        try:
+            data = await request.body()
+            doc, params = await run_in_threadpool(imported, data)
+            created = await run_in_threadpool(store.create, doc, params) if params is not None else None
+        except MlpcliError as exc:
+            return error(str(exc))
+        return {"config": doc, "id": created.id if created else None}
+
     @app.post("/api/sessions/{sid}/step")
     async def step(sid: str, request: Request) -> Any:
         s = session(sid)
@@ -183,10 +149,60 @@ def create_app(hosts: tuple[str, ...] = (), origins: tuple[str, ...] = (), sessi
             steps = doc.get("steps", 1) if isinstance(doc, dict) else None
             if isinstance(steps, bool) or not isinstance(steps, int):
                 raise MlpcliError("steps: a whole number of optimizer steps")
-            with s.lock:
-                return s.step(steps)
+
+            def run() -> Any:
+                with s.lock:
+                    return s.step(steps)
+
+            return await run_in_threadpool(run)  # the event loop answers other requests meanwhile
         except MlpcliError as exc:
             return error(str(exc))
+
+    @app.websocket("/api/sessions/{sid}/live")
+    async def live(websocket: WebSocket, sid: str) -> None:
+        try:
+            s = store.get(sid)
+        except KeyError:
+            await websocket.close(code=4404, reason="no such session (it may have expired)")
+            return
+        await websocket.accept()
+        loop = asyncio.get_running_loop()
+        outbox: asyncio.Queue = asyncio.Queue()
+        worker = Live(s, lambda message: loop.call_soon_threadsafe(outbox.put_nowait, message))
+        s.live.append(worker)
+
+        async def sender() -> None:
+            while True:
+                message = await outbox.get()
+                if isinstance(message, bytes):
+                    await websocket.send_bytes(message)
+                else:
+                    await websocket.send_text(message)
+
+        task = asyncio.create_task(sender())
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None:
+                    await websocket.close(code=1003, reason="commands are JSON text")
+                    break
+                try:
+                    await run_in_threadpool(worker.receive, text)
+                except MlpcliError as exc:
+                    await websocket.send_text(json.dumps({"error": str(exc)}))
+                    if "messages a second" in str(exc):
+                        await websocket.close(code=1008, reason=str(exc))
+                        break
+        except WebSocketDisconnect:
+            pass
+        finally:
+            task.cancel()
+            await run_in_threadpool(worker.close)
+            if worker in s.live:
+                s.live.remove(worker)
 
     @app.get("/api/sessions/{sid}/frame")
     def frame(sid: str, grid: int = 64) -> Any:
@@ -220,9 +236,9 @@ def create_app(hosts: tuple[str, ...] = (), origins: tuple[str, ...] = (), sessi
         try:
             doc = await body(request)
             with s.lock:
-                s.set_weight(int(doc["layer"]), int(doc["i"]), int(doc["j"]), float(doc["value"]))
-        except (MlpcliError, KeyError, TypeError, ValueError) as exc:
-            return error(f"weight: {exc}")
+                s.set_weight_doc(doc)
+        except MlpcliError as exc:
+            return error(str(exc))
         return {"ok": True}
 
     @app.get("/api/sessions/{sid}/points.csv")

@@ -11,6 +11,7 @@ networks and datasets of playground size (LIMITS).
 from __future__ import annotations
 
 import base64
+import json
 import tempfile
 import threading
 import time
@@ -26,7 +27,8 @@ from mlpcli.errors import ConfigError, MlpcliError
 from mlpcli.factory import build_optimizer
 from mlpcli.inference.boundary import bounds_of
 from mlpcli.inference.metrics import evaluate_arrays
-from mlpcli.lecture.diagnostics import layer_diagnostics
+from mlpcli.lecture.diagnostics import layer_diagnostics, unit_health
+from mlpcli.serve.playground import frames
 from mlpcli.training import service as training
 from mlpcli.training.loop import LoopSettings, Stepper
 from mlpcli.training.snapshot import save
@@ -128,20 +130,35 @@ class Session:
         self.digits = cfg.data.dataset == DIGITS
         d = self.p.dataset
         self.bounds = None if self.digits else bounds_of(d.train_xy, d.test_xy)
+        self._grid: np.ndarray | None = None  # the boundary grid's features, normalized (plane_frame)
+        self.live: list[Any] = []  # live.Live workers training it for open pages
 
     def step(self, count: int) -> dict[str, Any]:
         """Run count optimizer steps (fewer when the run's epochs end); the metrics after them."""
-        from threadpoolctl import threadpool_limits
 
         if not 0 <= count <= MAX_STEPS:
             raise MlpcliError(f"steps: from 0 to {MAX_STEPS} at a time (got {count})")
+        self.advance(count)
+        dead, saturated = self.health()
+        return {**self.metrics(), "dead": dead, "saturated": saturated}
+
+    def advance(self, count: int) -> int:
+        """Run up to count optimizer steps (fewer when the run's epochs end); the number run."""
+        from threadpoolctl import threadpool_limits
+
+        ran = 0
         with threadpool_limits(1):
-            for _ in range(count):
-                if self.stepper.done:
-                    break
+            while ran < count and not self.stepper.done:
                 self.stepper.step()
                 self.steps += 1
-        return self.metrics()
+                ran += 1
+        return ran
+
+    def health(self) -> tuple[list[float], list[float]]:
+        """(dead, saturated): per hidden layer, the fraction of its units that are dead and saturated on the
+        training points (the registry's rules: ActivationSpec.dead, .saturated)."""
+        d = self.p.dataset
+        return unit_health(self.p.model, self.p.normalizer.apply(d.train_x[:5000]))
 
     def metrics(self) -> dict[str, Any]:
         """Step, epoch, and the loss and accuracy on the training and test splits."""
@@ -169,6 +186,22 @@ class Session:
         if W is None or not (0 <= i < W.shape[0] and 0 <= j < W.shape[1]) or not np.isfinite(value):
             raise MlpcliError(f"no weight W{layer}[{j}][{i}] in this network (or the value is not finite)")
         W[i, j] = value
+
+    def set_weight_doc(self, doc: Any) -> None:
+        """Edit one weight given as {"layer", "i", "j", "value"} (whole numbers, and a number finite in the
+        network's float type); MlpcliError naming what is wrong."""
+        if not isinstance(doc, dict) or set(doc) != {"layer", "i", "j", "value"}:
+            raise MlpcliError('weight: {"layer", "i", "j", "value"}')
+        index = [doc[k] for k in ("layer", "i", "j")]
+        if any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**31 for v in index):
+            raise MlpcliError("weight: layer, i and j are whole numbers")
+        value = doc["value"]
+        dtype = self.p.model.dtype
+        with np.errstate(over="ignore"):
+            ok = not isinstance(value, bool) and isinstance(value, (int, float)) and np.isfinite(dtype.type(value))
+        if not ok:
+            raise MlpcliError(f"weight: the value must be a number finite in {np.dtype(dtype).name}")
+        self.set_weight(index[0], index[1], index[2], float(value))
 
     def points(self) -> dict[str, Any]:
         """The training and test points (plane) to draw."""
@@ -227,6 +260,80 @@ class Session:
         doc["grid"] = size
         return doc
 
+    def deltas(self) -> dict[str, float]:
+        """The output delta's mean size on the training points two ways (lecture: the delta rule): through a
+        sigmoid with squared error, |o (1 - o) (o - t)|, which shrinks as o saturates, and with cross-entropy,
+        |o - t|, which does not; o the network's outputs, t the one-hot targets."""
+        d = self.p.dataset
+        with np.errstate(all="ignore"):
+            o = self.p.model.forward(self.p.normalizer.apply(d.train_x[:5000])).astype(np.float64)
+        t = np.zeros_like(o)
+        t[np.arange(len(o)), d.train_y[: len(o)]] = 1.0
+        return {
+            "sigmoid_mse": frames.finite(float(np.mean(np.abs(o * (1 - o) * (o - t))))) or 0.0,
+            "cross_entropy": frames.finite(float(np.mean(np.abs(o - t)))) or 0.0,
+        }
+
+    def plane_frame(self, focus: tuple[int, int] | None = None) -> bytes:
+        """The frame the live page paints (frames.py's layout): metrics, unit health, the parameters, the
+        boundary at frames.GRID, every hidden unit's map at frames.MAP, and the focused (layer, unit)'s map at
+        frames.GRID. MlpcliError in digits mode (no plane)."""
+        if self.digits:
+            raise MlpcliError("digits mode has no plane to draw")
+        model, p = self.p.model, self.p
+        if self._grid is None:
+            from mlpcli.data.plane import features
+
+            x0, x1, y0, y1 = self.bounds
+            gx, gy = np.meshgrid(np.linspace(x0, x1, frames.GRID), np.linspace(y0, y1, frames.GRID))
+            xy = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+            self._grid = p.normalizer.apply(features(xy, self.cfg.data.features))
+        with np.errstate(all="ignore"):
+            acts = model.layer_activations(self._grid)
+        out = np.nan_to_num(acts[-1])
+        g, m = frames.GRID, frames.MAP
+        pick = np.rint(np.linspace(0, g - 1, m)).astype(int)
+        maps = [out.argmax(axis=1).astype(np.uint8), frames.scaled_units(np.nan_to_num(frames.confidence(out)) * 2 - 1)]
+        for a in acts[:-1]:
+            small = np.nan_to_num(a).reshape(g, g, -1)[np.ix_(pick, pick)]
+            maps.append(frames.scaled_units(np.moveaxis(small, 2, 0)))
+        layer_sizes = model.layer_sizes
+        if focus is not None:
+            layer, unit = focus
+            if 1 <= layer < len(layer_sizes) - 1 and 0 <= unit < layer_sizes[layer]:
+                maps.append(frames.scaled_units(np.nan_to_num(acts[layer - 1][:, unit])))
+            else:
+                focus = None
+        metrics = {k: frames.finite(v) if isinstance(v, float) else v for k, v in self.metrics().items()}
+        dead, saturated = self.health()
+        header = {
+            **metrics,
+            "dead": dead,
+            "saturated": saturated,
+            "deltas": self.deltas(),
+            "layer_sizes": layer_sizes,
+            "grid": g,
+            "map": m,
+            "classes": int(out.shape[1]),
+            "focus": list(focus) if focus is not None else None,
+            "lr": self.optimizer.base_lr,
+            "done": self.stepper.done,
+        }
+        params = [model.params[f"{kind}{l}"] for l in range(1, model.num_layers + 1) for kind in ("W", "b")]
+        return frames.encode(header, params, maps)
+
+    def live_frame(self, focus: tuple[int, int] | None = None) -> bytes | str:
+        """What the live page gets: plane_frame's bytes, or in digits mode frame()'s JSON as text."""
+        if self.digits:
+            return json.dumps({"kind": "digits", **self.frame(64)})
+        return self.plane_frame(focus)
+
+    def stop(self) -> None:
+        """End what trains this session live (its pages' workers)."""
+        for live in list(self.live):
+            live.close()
+        self.live.clear()
+
     def export_yaml(self) -> str:
         """The session as an mlpcli config: `mlpcli train -c it.yaml --epochs E` repeats E playground epochs."""
         head = (
@@ -266,11 +373,18 @@ class Sessions:
         self.items: dict[str, Session] = {}
         self.lock = threading.Lock()
 
-    def create(self, doc: Any) -> Session:
-        """A new session for a config document (the oldest idle one closed when the limit is reached)."""
+    def create(self, doc: Any, params: dict[str, np.ndarray] | None = None) -> Session:
+        """A new session for a config document (the oldest idle one closed when the limit is reached), starting
+        from the weights params when given (an opened checkpoint's)."""
         folder = tempfile.TemporaryDirectory(prefix="mlpcli-playground-")
         try:
             session = Session(playground_config(doc, Path(folder.name)), folder)
+            if params is not None:
+                model = session.p.model
+                for name, value in params.items():
+                    if name not in model.params or model.params[name].shape != value.shape:
+                        raise ConfigError(f"the checkpoint's {name} does not fit the network of its config")
+                    model.params[name][...] = value
         except BaseException:
             folder.cleanup()
             raise
@@ -299,13 +413,55 @@ class Sessions:
 
     def _drop(self, sid: str) -> None:
         session = self.items.pop(sid, None)
-        if session is not None and session.folder is not None:
-            session.folder.cleanup()
+        if session is not None:
+            session.stop()
+            if session.folder is not None:
+                session.folder.cleanup()
 
     def _expire(self) -> None:
         now = time.monotonic()
         for sid in [s.id for s in self.items.values() if now - s.touched > self.idle]:
             self._drop(sid)
+
+
+def imported(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+    """A file the page opens: an mlpcli config (YAML, e.g. an export) or a checkpoint (.npz) of a model of points
+    in the plane. Returns (the config document for a session, the checkpoint's weights or None); ConfigError
+    saying what the file is not."""
+    from mlpcli.config import read_yaml
+    from mlpcli.files import checkpoint
+
+    with tempfile.TemporaryDirectory(prefix="mlpcli-import-") as tmp:
+        if data[:2] == b"PK":
+            path = Path(tmp) / "checkpoint.npz"
+            path.write_bytes(data)
+            try:
+                ckpt = checkpoint.load(path)
+            except MlpcliError as exc:
+                raise ConfigError(f"not a checkpoint mlpcli can read: {exc}") from None
+            raw, params = dict(ckpt.config), ckpt.params
+            if not raw:
+                raise ConfigError("the checkpoint holds no config (it was not trained by mlpcli train)")
+        else:
+            path = Path(tmp) / "config.yaml"
+            path.write_bytes(data)
+            raw, params = read_yaml(path), None
+    if not isinstance(raw, dict):
+        raise ConfigError("the file is not an mlpcli config (a YAML mapping of config keys)")
+    raw["train"] = {**(raw.get("train") or {}), "threads": 1}
+    for key in ("name", "out"):
+        raw.pop(key, None)
+    dataset = str((raw.get("data") or {}).get("dataset", ""))
+    if dataset.endswith(".csv"):
+        raise ConfigError(f"it trains on {dataset}: open that file with 'your points', then choose the same settings")
+    cfg = playground_config(raw)
+    doc = cfg.model_dump(mode="json")
+    if params is not None:
+        sizes = [int(params["W1"].shape[0])] + [int(params[f"W{l}"].shape[1]) for l in range(1, len(params) // 2 + 1)]
+        expected = [len(cfg.data.features), *cfg.model.hidden]
+        if sizes[:-1] != expected:
+            raise ConfigError("the checkpoint's weights do not match its config")
+    return doc, params
 
 
 def preview(dataset: str, noise: float = 0.0, points: int = 200) -> dict[str, Any]:

@@ -1,13 +1,17 @@
 // mlpcli playground: the page draws; the server trains with mlpcli's own nn/ and training loop.
+// Training runs in a worker on the server; frames arrive over a WebSocket as binary arrays (the layout is in
+// mlpcli/serve/playground/frames.py) and are painted with putImageData, the newest one per display frame.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const COLORS = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
-  [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]];
+// Okabe & Ito's colour-blind-safe palette: blue, orange, reddish purple, bluish green, vermillion, sky blue, ...
+const COLORS = [[0, 114, 178], [230, 159, 0], [204, 121, 167], [0, 158, 115], [213, 94, 0], [86, 180, 233],
+  [240, 228, 66], [60, 60, 60], [150, 150, 150], [140, 86, 75]];
+const NEG = [230, 159, 0], POS = [0, 114, 178];  // a neuron's output and a weight: orange < 0 < blue
 const CHOICES = {
   lr: [0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10],
   batch: [1, 5, 10, 20, 50, 100],
-  l2: [0, 0.0001, 0.001, 0.01, 0.1],
+  regrate: [0, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1],
   dropout: [0, 0.1, 0.2, 0.3, 0.5],
   points: [60, 100, 200, 500, 1000, 2000],
   ratio: [0.1, 0.2, 0.3, 0.5, 0.7],
@@ -20,16 +24,23 @@ const DEFAULT = {
   schedule: { name: "constant" },
   train: { batch_size: 10 },
 };
+const SECTIONS = ["data", "model", "optimizer", "schedule", "train"];
 
 let meta = null;           // /api/datasets
 let config = null;         // the session's config document (also in the URL)
 let session = null;        // its id
-let playing = false;
-let busy = false;
-let curve = [];            // [{step, train_loss, test_loss}]
+let socket = null;         // its live WebSocket
+let generation = 0;        // bumped by every restart: late answers of an older session are dropped
+let playing = false;       // what the server last said (or what was asked of it)
 let points = null;         // plane points of the session
-let lastFrame = null;
 let ownPoints = null;      // points uploaded or clicked: {xy, label} (not in the URL: they can be many)
+let pending = null;        // the newest frame not yet painted
+let received = 0;          // frames received and not yet acknowledged
+let last = null;           // the last frame painted: {header, params}
+let curve = [];            // [[step, train_loss, test_loss]]
+let net = null;            // the network drawing: node canvases and images, edges
+let focus = null;          // [layer, unit] whose map the output shows, or null
+const LUT = diverging();
 
 function clone(x) { return JSON.parse(JSON.stringify(x)); }
 
@@ -55,22 +66,51 @@ function fill(select, values, current, label = (v) => String(v)) {
   }
 }
 
-function readUrl() {
+function complete(doc) {  // a config document with every section the page edits
+  const out = Object.assign(clone(DEFAULT), clone(doc || {}));
+  for (const k of SECTIONS) out[k] = Object.assign(clone(DEFAULT[k]), (doc && doc[k]) || {});
+  out.loss = out.loss || DEFAULT.loss;
+  return out;
+}
+
+function presetById(id) { return meta.presets.find((p) => p.id === id); }
+
+function readUrl() {  // the hash (a config document) wins over ?preset=ID
   try {
-    if (location.hash.length > 1) return JSON.parse(decodeURIComponent(location.hash.slice(1)));
-  } catch (e) { /* a bad link: the defaults */ }
-  return clone(DEFAULT);
+    if (location.hash.length > 1) return { config: complete(JSON.parse(decodeURIComponent(location.hash.slice(1)))) };
+  } catch (e) { showError("the link's configuration is not valid JSON: the defaults are shown"); }
+  const id = new URLSearchParams(location.search).get("preset");
+  const p = id && presetById(id);
+  if (p) return { config: complete(p.config), preset: p };
+  if (id) showError(`no preset ${id}: the defaults are shown`);
+  return { config: complete(DEFAULT) };
 }
 
 function writeUrl() {
-  window.history.replaceState(null, "", "#" + encodeURIComponent(JSON.stringify(config)));
+  const q = new URLSearchParams(location.search);
+  q.delete("preset");  // the hash now says it all
+  const search = q.toString() ? "?" + q.toString() : "";
+  window.history.replaceState(null, "", location.pathname + search + "#" + encodeURIComponent(JSON.stringify(config)));
 }
+
+function showError(text) { $("error").textContent = text; $("error").hidden = !text; }
 
 function bytes(b64) {
   const s = atob(b64);
   const out = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
   return out;
+}
+
+function diverging() {  // 256 colours: orange (-1) - white (0) - blue (+1), as RGBA words
+  const lut = new Uint32Array(256);
+  const little = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+  for (let v = 0; v < 256; v++) {
+    const t = v / 127.5 - 1, c = t < 0 ? NEG : POS, a = Math.abs(t);
+    const r = Math.round(255 - (255 - c[0]) * a), g = Math.round(255 - (255 - c[1]) * a), b = Math.round(255 - (255 - c[2]) * a);
+    lut[v] = little ? (255 << 24) | (b << 16) | (g << 8) | r : (r << 24) | (g << 16) | (b << 8) | 255;
+  }
+  return lut;
 }
 
 // ---- the controls --------------------------------------------------------------------------
@@ -86,7 +126,8 @@ function showControls() {
   fill($("batch"), CHOICES.batch, config.train.batch_size);
   fill($("optimizer"), meta.optimizers, o.name);
   fill($("schedule"), meta.schedules, config.schedule.name);
-  fill($("l2"), CHOICES.l2, o.weight_decay || 0);
+  $("reg").value = o.l1 ? "l1" : o.weight_decay ? "l2" : "none";
+  fill($("regrate"), CHOICES.regrate, o.l1 || o.weight_decay || 0);
   fill($("dropout"), CHOICES.dropout, m.dropout || 0);
   fill($("activation"), meta.activations, Array.isArray(m.activation) ? m.activation[0] : m.activation);
   fill($("points"), CHOICES.points, d.points);
@@ -117,6 +158,7 @@ function showControls() {
     const s = document.createElement("span");
     const minus = document.createElement("button"), plus = document.createElement("button");
     minus.textContent = "−"; plus.textContent = "+";
+    minus.title = `one neuron less in layer ${i + 1}`; plus.title = `one neuron more in layer ${i + 1}`;
     minus.onclick = () => { if (m.hidden[i] > 1) { m.hidden[i]--; restart(); } };
     plus.onclick = () => { if (m.hidden[i] < meta.limits.neurons) { m.hidden[i]++; restart(); } };
     const act = document.createElement("select");
@@ -132,18 +174,49 @@ function showControls() {
     lb.appendChild(s);
   });
   const digits = d.dataset === "mnist-sample";
-  $("features").parentElement.querySelectorAll("h3")[0].hidden = digits;
+  $("features-title").hidden = digits;
   $("features").hidden = digits;
   $("digits-view").hidden = !digits;
-  $("boundary").hidden = digits;
+  $("plot").hidden = digits;
+  $("clickclass").innerHTML = "";
+  for (let c = 0; c < Math.max(2, d.classes || 3); c++) $("clickclass").append(new Option(String(c)));
 }
+
+function setPlaying(on) {
+  playing = on;
+  $("play").textContent = on ? "❚❚ pause" : "▶ play";
+  $("play").setAttribute("aria-pressed", String(on));
+}
+
+function send(doc) { if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(doc)); }
+
+function togglePlay() {
+  if (!session) return;
+  setPlaying(!playing);
+  if (playing) showError("");
+  send({ play: playing });
+}
+
+function choosePreset(p) {
+  config = complete(p.config);
+  $("preset").value = p.id;
+  $("watch").textContent = p.watch;
+}
+
+function clearPreset() { $("preset").value = ""; $("watch").textContent = ""; }
 
 function bind() {
   const set = (id, fn) => { $(id).onchange = () => { fn($(id).value); restart(); }; };
   set("batch", (v) => { config.train.batch_size = Number(v); });
   set("optimizer", (v) => { config.optimizer.name = v; });
   set("schedule", (v) => { config.schedule.name = v; });
-  set("l2", (v) => { config.optimizer.weight_decay = Number(v); });
+  const reg = () => {
+    const kind = $("reg").value, rate = Number($("regrate").value);
+    config.optimizer.weight_decay = kind === "l2" ? rate : 0;
+    config.optimizer.l1 = kind === "l1" ? rate : 0;
+  };
+  set("reg", reg);
+  set("regrate", reg);
   set("dropout", (v) => { config.model.dropout = Number(v); });
   set("activation", (v) => { config.model.activation = v; });
   set("points", (v) => { config.data.points = Number(v); });
@@ -152,17 +225,22 @@ function bind() {
     config.model.output = v;
     config.loss = v === "sigmoid" ? "mse" : "cross_entropy";
   });
-  $("lr").onchange = async () => {  // the rate changes while it trains
+  $("lr").onchange = () => {  // the rate changes while it trains
     config.optimizer.lr = Number($("lr").value);
     writeUrl();
-    if (session) await api("POST", `/api/sessions/${session}/rate`, { lr: config.optimizer.lr });
+    send({ lr: config.optimizer.lr });
   };
   $("noise").oninput = () => { $("noise-v").textContent = $("noise").value; };
   $("noise").onchange = () => { config.data.noise = Number($("noise").value) / 100; restart(); };
-  $("speed").oninput = () => { $("speed-v").textContent = $("speed").value; };
-  $("play").onclick = () => { playing = !playing; $("play").textContent = playing ? "❚❚ pause" : "▶ play"; if (playing) loop(); };
-  $("stepbtn").onclick = () => advance(1);
-  $("reset").onclick = () => restart();
+  $("speed").oninput = () => { $("speed-v").textContent = $("speed").value; send({ speed: Number($("speed").value) }); };
+  $("play").onclick = togglePlay;
+  $("stepbtn").onclick = () => send({ step: 1 });
+  $("reset").onclick = () => { config.seed = Math.floor(Math.random() * 2 ** 31); restart(); };
+  $("regen").onclick = () => {
+    if (ownPoints) return showError("your own points are kept as they are: regenerate draws a dataset's points");
+    config.data.seed = Math.floor(Math.random() * 2 ** 31);
+    restart();
+  };
   $("addlayer").onclick = () => {
     if (config.model.hidden.length >= meta.limits.hidden_layers) return;
     const names = layerActivations();
@@ -179,9 +257,25 @@ function bind() {
   $("upload").onchange = async () => {
     const file = $("upload").files[0];
     if (!file) return;
-    const rows = (await file.text()).split(/\r?\n/).slice(1).map((r) => r.split(",").map(Number)).filter((r) => r.length >= 3 && r.every(isFinite));
-    ownPoints = { xy: rows.map((r) => [r[0], r[1]]), label: rows.map((r) => r[2]) };
+    const parsed = parseCsv(await file.text());
+    if (parsed.error) return showError(parsed.error);
+    ownPoints = parsed;
+    clearPreset();
     restart();
+  };
+  $("open").onchange = async () => {
+    const file = $("open").files[0];
+    if (!file) return;
+    try {
+      const res = await fetch("/api/import", { method: "POST", body: await file.arrayBuffer() });
+      const doc = await res.json();
+      if (!res.ok) throw new Error(doc.error || res.statusText);
+      ownPoints = null;
+      clearPreset();
+      config = complete(doc.config);
+      restart(doc.id);
+    } catch (e) { showError(`${file.name}: ${e.message}`); }
+    $("open").value = "";
   };
   $("boundary").onclick = (e) => {
     if (!$("clickadd").checked || !points) return;
@@ -193,13 +287,42 @@ function bind() {
     restart();
   };
   $("preset").onchange = () => {
-    const p = meta.presets[Number($("preset").value)];
+    const p = presetById($("preset").value);
     if (!p) return;
-    config = Object.assign(clone(DEFAULT), clone(p.config));
-    for (const k of ["data", "model", "optimizer", "schedule", "train"]) config[k] = Object.assign(clone(DEFAULT[k]), p.config[k] || {});
-    $("watch").textContent = p.watch;
+    ownPoints = null;
+    choosePreset(p);
     restart();
   };
+  $("showtest").onchange = drawPoints;
+  $("discrete").onchange = () => { if (last) paintBoundary(last); };
+  $("weight-edit").onsubmit = (e) => { e.preventDefault(); setWeight(); };
+  $("weight-cancel").onclick = closeWeightEdit;
+  $("weight-edit").onkeydown = (e) => { if (e.key === "Escape") closeWeightEdit(); };
+  $("weight-from").onchange = () => showWeightValue();
+  document.addEventListener("keydown", (e) => {
+    const t = e.target, typing = t && (["INPUT", "SELECT", "TEXTAREA", "BUTTON"].includes(t.tagName) || t.isContentEditable);
+    if ((e.key === " " || e.code === "Space") && !typing) { e.preventDefault(); togglePlay(); }
+  });
+  window.addEventListener("resize", () => { if (last) { buildNetwork(last.header.layer_sizes); paintNetwork(last); } drawPoints(); });
+}
+
+function parseCsv(text) {  // x1,x2,label rows; a first line that is not three numbers is a header
+  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length);
+  if (!lines.length) return { error: "the file is empty" };
+  const row = (l) => l.split(/[,;\t]/).map((v) => v.trim());
+  const numeric = (r) => r.length >= 3 && r.slice(0, 3).every((v) => v !== "" && isFinite(Number(v)));
+  const start = numeric(row(lines[0])) ? 0 : 1;
+  const xy = [], label = [];
+  for (let i = start; i < lines.length; i++) {
+    const r = row(lines[i]);
+    if (!numeric(r) || !Number.isInteger(Number(r[2])) || Number(r[2]) < 0 || Number(r[2]) > 9) {
+      return { error: `line ${i + 1}: expected x1,x2,label with a label from 0 to 9` };
+    }
+    xy.push([Number(r[0]), Number(r[1])]);
+    label.push(Number(r[2]));
+  }
+  if (xy.length < 2) return { error: "at least two points" };
+  return { xy, label };
 }
 
 async function datasetButtons() {
@@ -207,11 +330,13 @@ async function datasetButtons() {
   for (const name of meta.datasets) {
     const b = document.createElement("button");
     b.dataset.name = name;
+    b.title = name === "mnist-sample" ? "digits: MNIST's sample" : name;
     const c = document.createElement("canvas");
-    c.width = 60; c.height = 60;
+    c.width = 56; c.height = 56;
     b.append(c, name === "mnist-sample" ? "digits" : name);
     b.onclick = () => {
       ownPoints = null;
+      clearPreset();
       config.data.dataset = name;
       if (name === "mnist-sample") { config.model.hidden = [32]; config.model.activation = "relu"; config.train.batch_size = 50; }
       else if (config.model.hidden.length === 1 && config.model.hidden[0] === 32) config.model.hidden = [8, 8];
@@ -219,166 +344,279 @@ async function datasetButtons() {
     };
     box.appendChild(b);
     if (name === "mnist-sample") { drawDigitIcon(c); continue; }
-    api("GET", `/api/preview?dataset=${name}`).then((p) => drawPoints(c, p, 2)).catch(() => {});
+    api("GET", `/api/preview?dataset=${name}`).then((p) => previewPoints(c, p)).catch(() => {});
   }
 }
 
 function drawDigitIcon(c) {
   const g = c.getContext("2d");
-  g.fillStyle = "#000"; g.fillRect(0, 0, 60, 60);
-  g.strokeStyle = "#fff"; g.lineWidth = 6; g.beginPath(); g.moveTo(20, 12); g.lineTo(42, 12); g.lineTo(26, 50); g.stroke();
+  g.fillStyle = "#000"; g.fillRect(0, 0, 56, 56);
+  g.strokeStyle = "#fff"; g.lineWidth = 6; g.beginPath(); g.moveTo(18, 11); g.lineTo(40, 11); g.lineTo(24, 47); g.stroke();
+}
+
+function previewPoints(c, p) {
+  const g = c.getContext("2d"), [x0, x1, y0, y1] = p.bounds;
+  p.xy.forEach(([x, y], i) => {
+    const [R, G, B] = COLORS[p.label[i] % 10];
+    g.fillStyle = `rgb(${R},${G},${B})`;
+    g.fillRect(((x - x0) / (x1 - x0)) * c.width - 1, c.height - ((y - y0) / (y1 - y0)) * c.height - 1, 2, 2);
+  });
 }
 
 // ---- drawing -------------------------------------------------------------------------------
 
-function toCanvas(c, bounds, x, y) {
-  const [x0, x1, y0, y1] = bounds;
-  return [((x - x0) / (x1 - x0)) * c.width, c.height - ((y - y0) / (y1 - y0)) * c.height];
-}
-
-function drawPoints(c, p, r, outlined = false) {
-  const g = c.getContext("2d");
-  p.xy.forEach(([x, y], i) => {
-    const [px, py] = toCanvas(c, p.bounds, x, y);
-    const [R, G, B] = COLORS[p.label[i] % 10];
-    g.beginPath(); g.arc(px, py, r, 0, 2 * Math.PI);
-    if (outlined) { g.strokeStyle = `rgb(${R},${G},${B})`; g.lineWidth = 1.5; g.stroke(); }
-    else { g.fillStyle = `rgb(${R},${G},${B})`; g.fill(); g.strokeStyle = "#fff"; g.lineWidth = 0.5; g.stroke(); }
+function drawPoints() {  // the points, on their own canvas over the heat map: drawn when they change only
+  const c = $("points-layer"), g = c.getContext("2d");
+  const rect = c.getBoundingClientRect(), scale = window.devicePixelRatio || 1;
+  const w = Math.max(1, Math.round((rect.width || 360) * scale)), h = Math.max(1, Math.round((rect.height || 360) * scale));
+  if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
+  g.clearRect(0, 0, w, h);
+  if (!points) return;
+  const [x0, x1, y0, y1] = points.bounds, r = 3.2 * scale;
+  const draw = (set, ring) => set.xy.forEach(([x, y], i) => {
+    const [R, G, B] = COLORS[set.label[i] % 10];
+    g.beginPath();
+    g.arc(((x - x0) / (x1 - x0)) * w, h - ((y - y0) / (y1 - y0)) * h, r, 0, 2 * Math.PI);
+    g.fillStyle = `rgb(${R},${G},${B})`; g.fill();
+    g.lineWidth = 1.2 * scale; g.strokeStyle = ring; g.stroke();
   });
+  draw(points.train, "#fff");
+  if ($("showtest").checked) draw(points.test, "#000");
 }
 
-function heat(canvas, winner, confidence, size) {
-  const g = canvas.getContext("2d");
-  const img = g.createImageData(size, size);
+function classLegend(k) {
+  const box = $("class-legend");
+  box.innerHTML = "";
+  for (let c = 0; c < k; c++) {
+    const s = document.createElement("span"), i = document.createElement("i");
+    i.style.background = `rgb(${COLORS[c % 10].join(",")})`;
+    s.append(i, `class ${c}`);
+    box.appendChild(s);
+  }
+}
+
+function drawScale() {
+  const c = $("scale"), g = c.getContext("2d"), img = g.createImageData(c.width, c.height);
+  const words = new Uint32Array(img.data.buffer);
+  for (let x = 0; x < c.width; x++) for (let y = 0; y < c.height; y++) words[y * c.width + x] = LUT[Math.round((x / (c.width - 1)) * 255)];
+  g.putImageData(img, 0, 0);
+}
+
+const images = new Map();  // canvas -> its ImageData (made once)
+function imageOf(canvas, size) {
+  let img = images.get(canvas);
+  if (!img || img.width !== size) { canvas.width = size; canvas.height = size; img = canvas.getContext("2d").createImageData(size, size); images.set(canvas, img); }
+  return img;
+}
+
+function paintMap(canvas, maps, offset, size) {  // a unit's uint8 map (row 0 at the bottom) on the diverging scale
+  const img = imageOf(canvas, size), words = new Uint32Array(img.data.buffer);
   for (let r = 0; r < size; r++) {
-    for (let col = 0; col < size; col++) {
-      const src = r * size + col, dst = ((size - 1 - r) * size + col) * 4;  // row 0 is the bottom of the plane
-      const [R, G, B] = COLORS[winner[src] % 10];
-      const a = confidence[src] / 255;
-      img.data[dst] = 255 - (255 - R) * a; img.data[dst + 1] = 255 - (255 - G) * a; img.data[dst + 2] = 255 - (255 - B) * a;
-      img.data[dst + 3] = 255;
+    const src = offset + r * size, dst = (size - 1 - r) * size;
+    for (let q = 0; q < size; q++) words[dst + q] = LUT[maps[src + q]];
+  }
+  canvas.getContext("2d").putImageData(img, 0, 0);
+}
+
+function paintBoundary(frame) {
+  const { header, maps } = frame, c = $("boundary"), n = header.grid, area = n * n;
+  if (focus && header.focus) {
+    paintMap(c, maps, 2 * area + header.unitCount * header.map * header.map, n);
+    return;
+  }
+  const img = imageOf(c, n), px = img.data, discrete = $("discrete").checked;
+  for (let r = 0; r < n; r++) {
+    for (let q = 0; q < n; q++) {
+      const src = r * n + q, dst = ((n - 1 - r) * n + q) * 4;
+      const col = COLORS[maps[src] % 10], a = discrete ? 0.75 : (maps[area + src] / 255) * 0.75;
+      px[dst] = 255 - (255 - col[0]) * a; px[dst + 1] = 255 - (255 - col[1]) * a; px[dst + 2] = 255 - (255 - col[2]) * a;
+      px[dst + 3] = 255;
     }
   }
-  const tmp = document.createElement("canvas");
-  tmp.width = size; tmp.height = size;
-  tmp.getContext("2d").putImageData(img, 0, 0);
-  g.imageSmoothingEnabled = true;
-  g.drawImage(tmp, 0, 0, canvas.width, canvas.height);
+  c.getContext("2d").putImageData(img, 0, 0);
 }
 
-function grayCanvas(values, side, w = 42) {
-  const c = document.createElement("canvas");
-  c.width = side; c.height = side;
-  const g = c.getContext("2d"), img = g.createImageData(side, side);
-  for (let i = 0; i < side * side; i++) { const v = values[i]; img.data.set([v, v, v, 255], i * 4); }
-  g.putImageData(img, 0, 0);
-  c.style.width = `${w}px`; c.style.height = `${w}px`;
-  return c;
-}
-
-function drawDiagram(frame) {
-  const svg = $("diagram");
-  const W = svg.clientWidth || 600, H = 430, sizes = frame.layer_sizes;
+function buildNetwork(sizes) {  // the drawing's nodes and edges, made once per architecture (and on resize)
+  const box = $("network");
+  box.innerHTML = "";
+  const W = box.clientWidth || 600, H = box.clientHeight || 440;
   const names = config.data.dataset === "mnist-sample" ? ["pixels"] : config.data.features;
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  svg.innerHTML = "";
-  const cols = sizes.length, node = 26;
-  const pos = sizes.map((n, l) => {
-    const shown = Math.min(n, 16);
-    return Array.from({ length: shown }, (_, i) => [30 + (l * (W - 60)) / (cols - 1), 20 + ((i + 0.5) * (H - 40)) / shown]);
-  });
-  const ns = "http://www.w3.org/2000/svg";
-  frame.weights.forEach((Wl, l) => {
-    const max = Math.max(1e-9, ...Wl.flat().map(Math.abs));
-    pos[l].forEach(([x0, y0], i) => pos[l + 1].forEach(([x1, y1], j) => {
-      const w = Wl[i] ? Wl[i][j] : 0;
-      const e = document.createElementNS(ns, "line");
-      e.setAttribute("x1", x0 + node / 2); e.setAttribute("y1", y0); e.setAttribute("x2", x1 - node / 2); e.setAttribute("y2", y1);
-      e.setAttribute("stroke", w >= 0 ? "#1f77b4" : "#ff7f0e");
-      e.setAttribute("stroke-width", 0.3 + 4 * Math.abs(w) / max);
-      e.setAttribute("opacity", 0.75);
-      const t = document.createElementNS(ns, "title");
-      t.textContent = `W${l + 1}[${j}][${i}] = ${w.toFixed(4)} (click to change)`;
-      e.appendChild(t);
-      e.style.cursor = "pointer";
-      e.onclick = async () => {
-        const v = prompt(`new value of W${l + 1}[${j}][${i}]`, w.toFixed(4));
-        if (v === null || !isFinite(Number(v))) return;
-        await api("POST", `/api/sessions/${session}/weight`, { layer: l + 1, i, j, value: Number(v) });
-        await refresh();
-      };
-      svg.appendChild(e);
-    }));
-  });
-  pos.forEach((col, l) => col.forEach(([x, y], i) => {
-    const g = document.createElementNS(ns, "g");
-    const hidden = l > 0 && l < sizes.length - 1;
-    if (hidden && frame.neurons && frame.neurons[l - 1] && frame.neurons[l - 1][i]) {
-      const n = frame.neurons[l - 1][i];
-      const v = bytes(n.map), size = frame.grid;
-      const c = document.createElement("canvas");
-      c.width = size; c.height = size;
-      const ctx = c.getContext("2d"), img = ctx.createImageData(size, size);
-      for (let r = 0; r < size; r++) for (let q = 0; q < size; q++) {
-        const s = v[r * size + q], d = ((size - 1 - r) * size + q) * 4;
-        img.data.set([255 - (255 - 31) * s / 255, 255 - (255 - 119) * s / 255, 255 - (255 - 180) * s / 255, 255], d);
+  const shown = sizes.map((n, l) => (l === 0 && config.data.dataset === "mnist-sample" ? 1 : n));
+  const most = Math.max(...shown);
+  const node = Math.max(8, Math.min(30, (H - 10) / most - 3));
+  const left = 60, right = 30, cols = sizes.length;
+  const pos = shown.map((n, l) => Array.from({ length: n }, (_, i) => [
+    left + (l * (W - left - right - node)) / (cols - 1) + node / 2, 5 + ((i + 0.5) * (H - 10)) / n,
+  ]));
+  const ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
+  box.appendChild(svg);
+  const edges = [];
+  let offset = 0;
+  for (let l = 0; l < sizes.length - 1; l++) {
+    const fanIn = sizes[l], fanOut = sizes[l + 1];
+    if (shown[l] === fanIn) {
+      for (let i = 0; i < fanIn; i++) for (let j = 0; j < fanOut; j++) {
+        const [xa, ya] = pos[l][i], [xb, yb] = pos[l + 1][j];
+        const e = document.createElementNS(ns, "line");
+        e.setAttribute("class", "edge");
+        e.setAttribute("x1", xa + node / 2); e.setAttribute("y1", ya); e.setAttribute("x2", xb - node / 2); e.setAttribute("y2", yb);
+        e.setAttribute("stroke-opacity", 0.8);
+        e.onclick = () => openWeightEdit(l + 1, j, i);
+        e.onmouseenter = () => { if (last) $("explain").textContent = `W${l + 1}[${j}][${i}] = ${last.params[offset + i * fanOut + j].toFixed(4)} (click to change)`; };
+        svg.appendChild(e);
+        edges.push({ e, index: offset + i * fanOut + j, layer: l, drawn: NaN });
       }
-      ctx.putImageData(img, 0, 0);
-      const im = document.createElementNS(ns, "image");
-      im.setAttribute("href", c.toDataURL());
-      im.setAttribute("x", x - node / 2); im.setAttribute("y", y - node / 2);
-      im.setAttribute("width", node); im.setAttribute("height", node);
-      g.appendChild(im);
     }
-    const r = document.createElementNS(ns, "rect");
-    r.setAttribute("x", x - node / 2); r.setAttribute("y", y - node / 2); r.setAttribute("width", node); r.setAttribute("height", node);
-    r.setAttribute("fill", hidden ? "none" : "#eef1f6"); r.setAttribute("stroke", "#183059");
-    g.appendChild(r);
+    offset += fanIn * fanOut + fanOut;
+  }
+  const nodes = [];
+  pos.forEach((col, l) => col.forEach(([x, y], i) => {
+    const hidden = l > 0 && l < sizes.length - 1;
+    const el = document.createElement(hidden ? "canvas" : "div");
+    el.className = "node";
+    Object.assign(el.style, { left: `${x - node / 2}px`, top: `${y - node / 2}px`, width: `${node}px`, height: `${node}px` });
+    if (l === sizes.length - 1) el.style.background = `rgb(${COLORS[i % 10].join(",")})`;
+    if (l > 0) {
+      el.tabIndex = 0;
+      el.setAttribute("role", "button");
+      el.setAttribute("aria-label", l === sizes.length - 1 ? `output ${i}` : `neuron ${i} of layer ${l}`);
+      el.onkeydown = (e) => { if (e.key === "Enter") { e.preventDefault(); openWeightEdit(l, i, 0); } };
+    }
+    el.onmouseenter = el.onfocus = () => hover(l, i);
+    el.onmouseleave = el.onblur = () => hover(null);
+    box.appendChild(el);
+    nodes.push({ el, l, i, hidden });
     if (l === 0 || l === sizes.length - 1) {
-      const t = document.createElementNS(ns, "text");
-      t.setAttribute("x", l === 0 ? x - node / 2 - 2 : x + node / 2 + 2); t.setAttribute("y", y + 4);
-      t.setAttribute("text-anchor", l === 0 ? "end" : "start"); t.setAttribute("font-size", "10");
-      t.textContent = l === 0 ? (names[i] || "") : String(i);
-      g.appendChild(t);
+      const t = document.createElement("span");
+      t.className = "label";
+      t.textContent = l === 0 ? (names[i] || "") : `class ${i}`;
+      Object.assign(t.style, l === 0 ? { right: `${W - x + node / 2 + 3}px`, top: `${y - 7}px` } : { left: `${x + node / 2 + 3}px`, top: `${y - 7}px` });
+      box.appendChild(t);
     }
-    g.onmouseenter = () => explain(frame, l, i);
-    svg.appendChild(g);
   }));
+  net = { sizes: sizes.join(","), nodes, edges, width: W };
+}
+
+function paintNetwork(frame) {
+  const { header, params, maps } = frame, sizes = header.layer_sizes;
+  if (!net || net.sizes !== sizes.join(",")) buildNetwork(sizes);
+  const area = header.grid * header.grid, m = header.map, small = m * m;
+  let unit = 0;
+  for (const n of net.nodes) {
+    if (!n.hidden) continue;
+    paintMap(n.el, maps, 2 * area + unit * small, m);
+    unit++;
+  }
+  let max = 1e-9;
+  for (const e of net.edges) max = Math.max(max, Math.abs(params[e.index]));
+  for (const e of net.edges) {
+    const w = params[e.index], width = Math.round((0.4 + (4 * Math.abs(w)) / max) * 4) / 4 * (w < 0 ? -1 : 1);
+    if (width === e.drawn) continue;  // only what changed is redrawn
+    e.drawn = width;
+    e.e.setAttribute("stroke-width", Math.abs(width));
+    e.e.setAttribute("stroke", w >= 0 ? "rgb(0,114,178)" : "rgb(230,159,0)");
+  }
+}
+
+function hover(l, i) {
+  const next = l !== null && l > 0 && l < (last ? last.header.layer_sizes.length - 1 : 0) ? [l, i] : null;
+  if (l !== null && last) explain(last, l, i);
+  if (JSON.stringify(next) === JSON.stringify(focus)) return;
+  focus = next;
+  $("focus-label").hidden = !focus;
+  if (focus) $("focus-label").textContent = `neuron ${focus[1]} of layer ${focus[0]} (move away for the output)`;
+  send({ focus });
+}
+
+function weightAt(frame, layer, i, j) {  // W^layer[i][j] (input i to neuron j) from the flat float32 parameters
+  const sizes = frame.header.layer_sizes;
+  let offset = 0;
+  for (let l = 0; l < layer - 1; l++) offset += sizes[l] * sizes[l + 1] + sizes[l + 1];
+  return frame.params[offset + i * sizes[layer] + j];
 }
 
 function explain(frame, l, i) {
   if (l === 0) { $("explain").textContent = `input ${i}: ${config.data.features[i] || "pixel " + i}, standardized`; return; }
-  const W = frame.weights[l - 1], b = frame.biases[l - 1][i];
-  const ws = W.map((row) => row[i]);
-  const last = l === frame.layer_sizes.length - 1;
+  const sizes = frame.header.layer_sizes, fanIn = sizes[l - 1];
+  const ws = Array.from({ length: fanIn }, (_, k) => weightAt(frame, l, k, i));
+  let offset = 0;
+  for (let q = 0; q < l - 1; q++) offset += sizes[q] * sizes[q + 1] + sizes[q + 1];
+  const b = frame.params[offset + fanIn * sizes[l] + i];
+  const last = l === sizes.length - 1;
   const f = last ? config.model.output : layerActivations()[l - 1];
   const terms = ws.slice(0, 8).map((w, k) => `${w.toFixed(3)}·a${k}`).join(" + ") + (ws.length > 8 ? " + …" : "");
   let text = `neuron ${i} of layer ${l}\nz = W a + b = ${terms} + ${b.toFixed(3)}\na = ${f}(z)`;
   if (last && config.loss === "mse") text += "\ndelta = o(1 − o)(o − t)   (squared error through the sigmoid: the lecture's delta rule)";
   else if (last) text += "\ndelta = o − t   (softmax with cross-entropy)";
   else text += `\ndelta = (Wᵀ delta_next) · ${f}'(z)`;
-  if (!last && frame.neurons) {
-    const n = frame.neurons[l - 1][i];
-    text += `\noutput over the plane: from ${n.min.toFixed(3)} to ${n.max.toFixed(3)}`;
-  }
   $("explain").textContent = text;
 }
 
-function drawCurves() {
-  const c = $("curves"), g = c.getContext("2d");
-  g.clearRect(0, 0, c.width, c.height);
+function openWeightEdit(layer, j, i) {  // W^layer[j][i]: into neuron j from input i (the lecture's order)
+  if (!last) return;
+  const sizes = last.header.layer_sizes;
+  const from = $("weight-from");
+  from.innerHTML = "";
+  for (let k = 0; k < sizes[layer - 1]; k++) from.append(new Option(layer === 1 ? (config.data.features[k] || `input ${k}`) : `neuron ${k} of layer ${layer - 1}`, String(k)));
+  from.value = String(i);
+  $("weight-edit").dataset.layer = layer;
+  $("weight-edit").dataset.j = j;
+  $("weight-name").textContent = `W${layer} into ${layer === sizes.length - 1 ? "output" : "neuron"} ${j}`;
+  $("weight-edit").hidden = false;
+  showWeightValue();
+  $("weight-value").focus();
+  $("weight-value").select();
+}
+
+function showWeightValue() {
+  const f = $("weight-edit").dataset;
+  $("weight-value").value = weightAt(last, Number(f.layer), Number($("weight-from").value), Number(f.j)).toFixed(4);
+}
+
+function closeWeightEdit() { $("weight-edit").hidden = true; }
+
+function setWeight() {
+  const f = $("weight-edit").dataset, value = Number($("weight-value").value);
+  if (!isFinite(value)) return showError("a weight is a finite number");
+  send({ weight: { layer: Number(f.layer), i: Number($("weight-from").value), j: Number(f.j), value } });
+  closeWeightEdit();
+}
+
+function niceTicks(max, count) {
+  const step = 10 ** Math.floor(Math.log10(max / count)), m = max / count / step;
+  const nice = (m >= 5 ? 10 : m >= 2 ? 5 : m >= 1 ? 2 : 1) * step;
+  return Array.from({ length: Math.floor(max / nice) + 1 }, (_, k) => k * nice);
+}
+
+function drawCurves() {  // the losses by step, with axes
+  const c = $("curves"), g = c.getContext("2d"), W = c.width, H = c.height, L = 38, B = 20, T = 14;
+  g.clearRect(0, 0, W, H);
+  g.font = "10px system-ui, sans-serif";
+  g.fillStyle = "#183059"; g.fillText("training loss", L + 4, 10);
+  g.fillStyle = "#d55e00"; g.fillText("test loss", L + 80, 10);
   if (curve.length < 2) return;
-  const vals = curve.flatMap((h) => [h.train_loss, h.test_loss]).filter((v) => v !== null && isFinite(v));
-  const max = Math.max(...vals, 1e-6);
-  for (const [key, color] of [["train_loss", "#183059"], ["test_loss", "#ff7f0e"]]) {
+  const steps = curve[curve.length - 1][0] || 1;
+  let max = 1e-6;
+  for (const [, a, b] of curve) { if (isFinite(a)) max = Math.max(max, a); if (b !== null && isFinite(b)) max = Math.max(max, b); }
+  const x = (s) => L + (s / steps) * (W - L - 6), y = (v) => H - B - (Math.min(v, max) / max) * (H - B - T);
+  g.strokeStyle = "#999"; g.fillStyle = "#555"; g.lineWidth = 1;
+  g.beginPath(); g.moveTo(L, T); g.lineTo(L, H - B); g.lineTo(W - 4, H - B); g.stroke();
+  g.textAlign = "right";
+  for (const v of niceTicks(max, 3)) { g.fillText(v.toPrecision(2).replace(/\.?0+$/, ""), L - 4, y(v) + 3); }
+  g.textAlign = "center";
+  for (const s of niceTicks(steps, 4)) g.fillText(String(s), x(s), H - 6);
+  g.textAlign = "left";
+  g.fillText("step", W - 26, H - B - 3);
+  for (const [k, color] of [[1, "#183059"], [2, "#d55e00"]]) {
     g.strokeStyle = color; g.beginPath();
-    curve.forEach((h, i) => {
-      const x = (i / (curve.length - 1)) * c.width, y = c.height - (h[key] / max) * (c.height - 4);
-      i ? g.lineTo(x, y) : g.moveTo(x, y);
-    });
+    let started = false;
+    for (const p of curve) {
+      if (p[k] === null || !isFinite(p[k])) continue;
+      started ? g.lineTo(x(p[0]), y(p[k])) : g.moveTo(x(p[0]), y(p[k]));
+      started = true;
+    }
     g.stroke();
   }
-  g.fillStyle = "#183059"; g.fillText("training loss", 6, 12); g.fillStyle = "#ff7f0e"; g.fillText("test loss", 90, 12);
 }
 
 function drawConfusion(cm) {
@@ -389,111 +627,156 @@ function drawConfusion(cm) {
   box.innerHTML = "confusion matrix (test)" + html + "</table>";
 }
 
-function drawDigits(frame) {
+function grayCanvas(values, side) {
+  const c = document.createElement("canvas");
+  c.width = side; c.height = side;
+  const g = c.getContext("2d"), img = g.createImageData(side, side);
+  for (let i = 0; i < side * side; i++) { const v = values[i]; img.data.set([v, v, v, 255], i * 4); }
+  g.putImageData(img, 0, 0);
+  return c;
+}
+
+function showMetrics(h) {
+  const pct = (v) => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(1)}%`);
+  const num = (v) => (v === null || v === undefined ? "–" : v.toFixed(4));
+  $("test-acc").textContent = pct(h.test_accuracy);
+  $("train-acc").textContent = pct(h.train_accuracy);
+  $("test-loss").textContent = num(h.test_loss);
+  $("train-loss").textContent = num(h.train_loss);
+  $("step").textContent = String(h.step);
+  $("epoch").textContent = String(h.epoch);
+  const acts = layerActivations(), parts = [];
+  (h.dead || []).forEach((v, l) => { if (["relu"].includes(acts[l])) parts.push(`layer ${l + 1}: ${(v * 100).toFixed(0)}% dead`); });
+  (h.saturated || []).forEach((v, l) => { if (["sigmoid", "tanh"].includes(acts[l])) parts.push(`layer ${l + 1}: ${(v * 100).toFixed(0)}% saturated`); });
+  $("health").textContent = parts.join(" · ");
+  $("deltas").textContent = h.deltas
+    ? `mean |output delta|: o(1 − o)(o − t) = ${h.deltas.sigmoid_mse.toExponential(2)} · o − t = ${h.deltas.cross_entropy.toExponential(2)}`
+    : "";
+  const point = [h.step, h.train_loss, h.test_loss];
+  if (!curve.length || curve[curve.length - 1][0] !== h.step) curve.push(point);
+  if (curve.length > 600) curve = curve.filter((_, i) => i % 2 === 0 || i === curve.length - 1);
+}
+
+function showDigits(doc) {
+  showMetrics({ ...doc.metrics, dead: [], saturated: [] });
+  drawConfusion(doc.confusion);
   const t = $("templates");
   t.innerHTML = "";
-  for (const tpl of frame.templates || []) t.appendChild(grayCanvas(bytes(tpl), 28));
+  for (const tpl of doc.templates || []) t.appendChild(grayCanvas(bytes(tpl), 28));
   const d = $("testdigits");
   d.innerHTML = "";
-  for (const item of frame.digits || []) {
+  for (const item of doc.digits || []) {
     const box = document.createElement("div");
     box.appendChild(grayCanvas(bytes(item.image), 28));
     const bars = item.top.map(([c, p]) => `${c}: ${(p * 100).toFixed(0)}%`).join("<br>");
     box.insertAdjacentHTML("beforeend", `<br>true ${item.label}<br>${bars}`);
     d.appendChild(box);
   }
+  drawCurves();
 }
 
-function show(frame) {
-  lastFrame = frame;
-  const m = frame.metrics;
-  const pct = (v) => (v === null ? "–" : `${(v * 100).toFixed(1)}%`);
-  $("test-acc").textContent = pct(m.test_accuracy);
-  $("train-acc").textContent = pct(m.train_accuracy);
-  $("test-loss").textContent = m.test_loss === null ? "–" : m.test_loss.toFixed(4);
-  $("train-loss").textContent = m.train_loss.toFixed(4);
-  $("epoch").textContent = `· epoch ${m.epoch}, step ${m.step}`;
-  const dead = Object.entries(frame.health).filter(([k]) => k.startsWith("dead_")).map(([k, v]) => `layer ${k.slice(5)}: ${(v * 100).toFixed(0)}% dead`);
-  const sat = Object.entries(frame.health).filter(([k]) => k.startsWith("saturated_")).map(([k, v]) => `layer ${k.slice(10)}: ${(v * 100).toFixed(0)}% saturated`);
-  $("health").textContent = [...dead, ...sat].join(" · ");
-  drawDiagram(frame);
-  drawCurves();
-  drawConfusion(frame.confusion);
-  if (frame.templates) { drawDigits(frame); return; }
-  const c = $("boundary");
-  heat(c, bytes(frame.boundary.winner), bytes(frame.boundary.confidence), frame.grid);
-  if (points) {
-    drawPoints(c, { xy: points.train.xy, label: points.train.label, bounds: points.bounds }, 3);
-    drawPoints(c, { xy: points.test.xy, label: points.test.label, bounds: points.bounds }, 3, true);
+function decode(buffer) {  // frames.py's layout
+  const view = new DataView(buffer), size = view.getUint32(4, true);
+  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 8, size)));
+  const sizes = header.layer_sizes;
+  let count = 0;
+  for (let l = 0; l < sizes.length - 1; l++) count += sizes[l] * sizes[l + 1] + sizes[l + 1];
+  const params = new Float32Array(buffer, 8 + size, count);
+  header.unitCount = sizes.slice(1, -1).reduce((a, b) => a + b, 0);
+  return { header, params, maps: new Uint8Array(buffer, 8 + size + 4 * count) };
+}
+
+function paint() {  // once per display frame: the newest frame only, then tell the server how many arrived
+  requestAnimationFrame(paint);
+  if (!pending) return;
+  const frame = pending;
+  pending = null;
+  if (frame.kind === "digits") showDigits(frame);
+  else {
+    last = frame;
+    paintBoundary(frame);
+    paintNetwork(frame);
+    showMetrics(frame.header);
+    drawCurves();
+    if (frame.header.classes !== $("class-legend").childElementCount) classLegend(frame.header.classes);
   }
+  if (received) { send({ ack: received }); received = 0; }
 }
 
 // ---- the session ---------------------------------------------------------------------------
 
-async function restart() {
+function connect(id, mine, andPlay) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/api/sessions/${id}/live`);
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => {
+    if (mine !== generation) return ws.close();
+    ws.send(JSON.stringify({ speed: Number($("speed").value) }));
+    if (andPlay) ws.send(JSON.stringify({ play: true }));
+  };
+  ws.onmessage = (e) => {
+    if (mine !== generation) return;
+    if (typeof e.data === "string") {
+      const doc = JSON.parse(e.data);
+      if (doc.kind === "digits") { pending = doc; received++; return; }
+      if ("playing" in doc) setPlaying(doc.playing);
+      if (doc.error) showError(`error: ${doc.error}`);
+      return;
+    }
+    pending = decode(e.data);
+    received++;
+  };
+  ws.onclose = () => { if (mine === generation && socket === ws) { socket = null; setPlaying(false); } };
+  socket = ws;
+}
+
+async function restart(existing) {
+  const mine = ++generation;
   const was = playing;
-  playing = false;
   writeUrl();
   showControls();
+  showError("");
+  closeWeightEdit();
+  if (socket) { socket.close(); socket = null; }
   if (session) api("DELETE", `/api/sessions/${session}`).catch(() => {});
-  session = null; curve = []; points = null;
+  session = null; curve = []; points = null; pending = null; received = 0; focus = null; last = null;
+  $("focus-label").hidden = true;
+  drawPoints();
+  let id = existing;
   try {
-    const doc = ownPoints ? Object.assign(clone(config), { points: ownPoints }) : config;
-    session = (await api("POST", "/api/sessions", doc)).id;
+    if (!id) {
+      const doc = ownPoints ? Object.assign(clone(config), { points: ownPoints }) : config;
+      id = (await api("POST", "/api/sessions", doc)).id;
+    }
+    if (mine !== generation) { api("DELETE", `/api/sessions/${id}`).catch(() => {}); return; }
+    if (config.data.dataset !== "mnist-sample") points = await api("GET", `/api/sessions/${id}/points`);
   } catch (e) {
-    $("watch").textContent = `error: ${e.message}`;
+    if (mine === generation) { showError(`error: ${e.message}`); setPlaying(false); }
     return;
   }
-  if (config.data.dataset !== "mnist-sample") points = await api("GET", `/api/sessions/${session}/points`);
-  $("export").href = `/api/sessions/${session}/export`;
-  $("save").href = `/api/sessions/${session}/checkpoint`;
-  $("pointscsv").href = `/api/sessions/${session}/points.csv`;
+  if (mine !== generation) return;
+  session = id;
+  drawPoints();
+  $("export").href = `/api/sessions/${id}/export`;
+  $("save").href = `/api/sessions/${id}/checkpoint`;
+  $("pointscsv").href = `/api/sessions/${id}/points.csv`;
   $("pointscsv").hidden = !ownPoints;
-  await refresh();
-  if (was) { playing = true; loop(); }
-}
-
-async function refresh() {
-  const frame = await api("GET", `/api/sessions/${session}/frame?grid=64`);
-  show(frame);
-}
-
-async function advance(steps) {
-  if (!session || busy) return;
-  busy = true;
-  try {
-    const m = await api("POST", `/api/sessions/${session}/step`, { steps });
-    curve.push(m);
-    if (curve.length > 400) curve = curve.filter((_, i) => i % 2 === 0);
-    await refresh();
-  } catch (e) {
-    $("watch").textContent = `error: ${e.message}`;
-    playing = false;
-  } finally {
-    busy = false;
-  }
-}
-
-async function loop() {
-  while (playing) {
-    await advance(Number($("speed").value));
-    await new Promise((r) => setTimeout(r, 0));
-  }
-  $("play").textContent = "▶ play";
+  setPlaying(was);  // a setting changed while it trained: it goes on training, and the button says so
+  connect(id, mine, was);
 }
 
 async function main() {
   meta = await api("GET", "/api/datasets");
-  meta.presets.forEach((p, i) => {
-    const o = document.createElement("option");
-    o.value = String(i); o.textContent = p.name;
-    $("preset").appendChild(o);
-  });
-  config = readUrl();
-  for (const k of ["data", "model", "optimizer", "schedule", "train"]) config[k] = Object.assign(clone(DEFAULT[k]), config[k] || {});
-  config.loss = config.loss || DEFAULT.loss;
+  for (const p of meta.presets) $("preset").append(new Option(p.name, p.id));
+  const hide = (new URLSearchParams(location.search).get("hide") || "").split(",");
+  for (const part of hide) if (["controls", "data", "header"].includes(part)) document.body.classList.add(`hide-${part}`);
+  const start = readUrl();
+  config = start.config;
+  if (start.preset) choosePreset(start.preset);
+  drawScale();
   await datasetButtons();
   bind();
+  requestAnimationFrame(paint);
   await restart();
 }
 
