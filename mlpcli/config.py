@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, get_args
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mlpcli.config_errors import problems
 from mlpcli.errors import ConfigError
@@ -33,10 +44,59 @@ ScheduleName = Literal[tuple(SCHEDULES)]  # type: ignore[valid-type]
 TrackerName = Literal["tensorboard", "mlflow"]  # mlpcli.training.tracking.TRACKERS (a test holds them equal)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_INT = 2**63 - 1  # every whole number a config holds fits NumPy's int64
+MAX_LIST = 10_000  # entries of any list in a config
+
+
+def _admits(annotation: Any, kind: type) -> bool:
+    """Whether a field's annotation (through Optional, Union, Annotated, list[...]) admits values of kind."""
+    if annotation is kind:
+        return True
+    return any(_admits(arg, kind) for arg in get_args(annotation))
+
+
+def strict_number(value: Any, annotation: Any) -> Any:
+    """A config value checked the way the network uses it (shared by every section, so `mlpcli train` and the
+    playground refuse the same things): no true/false where a number is meant, every float finite in float32
+    (|x| <= 3.4e38: a weight, a rate and a noise become float32 arrays), every int within int64, every list at
+    most MAX_LIST long. Raises ValueError saying which."""
+    if isinstance(value, bool):
+        if not _admits(annotation, bool) and (_admits(annotation, int) or _admits(annotation, float)):
+            raise ValueError(f"must be a number, not {str(value).lower()}")
+    elif isinstance(value, float):
+        if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+            raise ValueError(f"must be a finite number (within float32's range, |x| <= 3.4e38), not {value!r}")
+    elif isinstance(value, int):
+        if abs(value) > MAX_INT:
+            raise ValueError(f"must be a whole number within int64's range, not {value}")
+    elif isinstance(value, str) and not _admits(annotation, str) and _admits(annotation, float):
+        try:  # "1e300" (YAML reads an exponent without a dot as text): pydantic would make it a float
+            number = float(value)
+        except ValueError:
+            return value
+        strict_number(number, annotation)
+    elif isinstance(value, (list, tuple)):
+        if len(value) > MAX_LIST:
+            raise ValueError(f"at most {MAX_LIST} entries (got {len(value)})")
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        inner = get_args(args[0])[0] if len(args) == 1 and get_args(args[0]) else (args[-1] if args else Any)
+        for item in value:
+            strict_number(item, inner)
+    return value
+
+
 class StrictModel(BaseModel):
-    """A frozen pydantic model that refuses unknown keys (every config section is one)."""
+    """A frozen pydantic model that refuses unknown keys (every config section is one), and whose numbers are
+    strict and finite (strict_number)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        return strict_number(value, field.annotation if field is not None else Any)
 
 
 class DataConfig(StrictModel):
@@ -74,6 +134,15 @@ class DataConfig(StrictModel):
     seed: int | None = Field(
         None, ge=0, lt=2**32, description="plane datasets: the points' own seed (unset: the run's seed draws them)"
     )
+
+    @field_validator("features")
+    @classmethod
+    def _distinct_features(cls, value: list[str]) -> list[str]:
+        repeated = sorted({f for f in value if value.count(f) > 1}) if len(value) <= 64 else None
+        if repeated is None or repeated:
+            what = f"{', '.join(repeated)} more than once" if repeated else f"{len(value)} of them"
+            raise ValueError(f"each feature at most once (got {what})")
+        return value
 
     @model_validator(mode="after")
     def _validation_range(self) -> DataConfig:
@@ -212,6 +281,11 @@ class TrainConfig(StrictModel):
     )
     histograms_every: int = Field(5, ge=1, description="tensorboard: weight and gradient histograms every N epochs")
     mlflow_uri: str | None = Field(None, description="mlflow: tracking URI (else MLFLOW_TRACKING_URI, else ./mlruns)")
+
+    @field_validator("track")
+    @classmethod
+    def _distinct_trackers(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))  # a tracker named twice logs once
 
     @field_validator("threads", mode="before")
     @classmethod

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port
-from helpers import chromium, invoke
+from helpers import invoke
 
 from mlpcli.config import load_config
 from mlpcli.files import checkpoint
@@ -135,68 +132,6 @@ def test_points_from_a_csv_are_a_dataset(tmp_path, monkeypatch) -> None:
     assert json.loads(result.stdout)["test_accuracy"] > 0.9
     pytest.importorskip("matplotlib")
     assert "boundary.png" in invoke("plot", "csvrun").stdout and (tmp_path / "csvrun" / "boundary.png").is_file()
-
-
-def test_the_page_in_a_browser(tmp_path) -> None:
-    import uvicorn
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    browser = chromium()
-    try:
-        browser.get(f"http://127.0.0.1:{port}/")
-        WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#datasets button")) == 7)
-        browser.find_element(By.CSS_SELECTOR, '#datasets button[data-name="xor"]').click()  # pick a dataset ...
-        WebDriverWait(browser, 30).until(lambda b: "xor" in b.current_url)
-        preset = Select(browser.find_element(By.ID, "preset"))  # ... then the spiral preset: 3 x 16 tanh units
-        preset.select_by_visible_text("More neurons fit the spiral")
-        WebDriverWait(browser, 30).until(lambda b: "spiral" in b.current_url and "16" in b.current_url)
-        assert "bend the boundary" in browser.find_element(By.ID, "watch").text
-        browser.execute_script("document.getElementById('speed').value = 50")
-        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "train-loss").text != "–")
-        browser.find_element(By.ID, "play").click()
-
-        def accuracy(b: object) -> float:
-            text = browser.find_element(By.ID, "test-acc").text.rstrip("%")
-            return float(text) if text not in ("", "–") else 0.0
-
-        WebDriverWait(browser, 600, poll_frequency=0.5).until(lambda b: accuracy(b) >= 90)
-        browser.find_element(By.ID, "play").click()  # pause
-        if os.environ.get("MLPCLI_SCREENSHOT_DIR"):  # how docs/playground*.png are made
-            browser.save_screenshot(str(Path(os.environ["MLPCLI_SCREENSHOT_DIR"]) / "playground.png"))
-        shared = browser.current_url
-        assert "spiral" in shared
-        Select(browser.find_element(By.ID, "activation")).select_by_value("relu")
-        browser.find_element(By.ID, "reset").click()
-        WebDriverWait(browser, 30).until(lambda b: "step 0" in b.find_element(By.ID, "epoch").text)
-        browser.get("about:blank")
-        browser.get(shared)  # the shared link restores the same state
-        WebDriverWait(browser, 60).until(
-            lambda b: Select(b.find_element(By.ID, "activation")).first_selected_option.get_attribute("value") == "tanh"
-        )
-        assert browser.find_element(By.CSS_SELECTOR, "#datasets button.on").get_attribute("data-name") == "spiral"
-        browser.find_element(By.ID, "clickadd").click()  # a point placed by clicking: the session's own points
-        browser.find_element(By.ID, "boundary").click()
-        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "pointscsv").is_displayed())
-        browser.find_element(By.CSS_SELECTOR, '#datasets button[data-name="mnist-sample"]').click()
-        WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#templates canvas")) == 32)
-        browser.find_element(By.ID, "stepbtn").click()
-        WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#testdigits div")) == 12)
-        if os.environ.get("MLPCLI_SCREENSHOT_DIR"):
-            browser.find_element(By.ID, "play").click()
-            WebDriverWait(browser, 120).until(lambda b: accuracy(b) >= 80)
-            browser.find_element(By.ID, "play").click()
-            browser.save_screenshot(str(Path(os.environ["MLPCLI_SCREENSHOT_DIR"]) / "playground-digits.png"))
-    finally:
-        browser.quit()
-        server.should_exit = True
-        thread.join()
 
 
 def test_points_of_ones_own_train_and_export_with_their_csv(tmp_path) -> None:

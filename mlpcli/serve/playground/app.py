@@ -39,6 +39,7 @@ from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.optimizers import OPTIMIZERS
 from mlpcli.nn.schedules import SCHEDULES
 from mlpcli.serve.guard import Guard
+from mlpcli.serve.parse import parse_json
 from mlpcli.serve.playground.live import Live
 from mlpcli.serve.playground.presets import PRESETS
 from mlpcli.serve.playground.sessions import DIGITS, LIMITS, Sessions, imported, preview
@@ -85,10 +86,7 @@ def create_app(hosts: tuple[str, ...] = (), origins: tuple[str, ...] = (), sessi
         return error("the request is not what this route takes (a JSON object)")
 
     async def body(request: Request) -> Any:
-        try:
-            return json.loads(await request.body() or b"{}")
-        except ValueError:
-            raise MlpcliError("the body must be JSON") from None
+        return parse_json(await request.body() or b"{}")
 
     def session(sid: str) -> Any:
         try:
@@ -225,8 +223,11 @@ def create_app(hosts: tuple[str, ...] = (), origins: tuple[str, ...] = (), sessi
         s = session(sid)
         try:
             doc = await body(request)
-            s.set_rate(float(doc.get("lr")) if isinstance(doc, dict) and doc.get("lr") is not None else -1.0)
-        except (MlpcliError, TypeError, ValueError) as exc:
+            lr = doc.get("lr") if isinstance(doc, dict) else None
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+                raise MlpcliError('rate: {"lr": a number}')
+            s.set_rate(float(lr))
+        except MlpcliError as exc:
             return error(str(exc))
         return {"lr": s.optimizer.base_lr}
 

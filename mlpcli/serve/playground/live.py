@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlpcli.errors import MlpcliError
+from mlpcli.serve.parse import parse_json
 
 TICK = 1.0 / 60.0  # seconds: a display's frame
 IN_FLIGHT = 2  # frames sent and not yet acknowledged
@@ -66,8 +67,8 @@ class Live:
         if len(text) > MAX_MESSAGE:
             raise MlpcliError(f"a message is at most {MAX_MESSAGE} bytes")
         try:
-            doc = json.loads(text)
-        except ValueError:
+            doc = parse_json(text, max_depth=4)
+        except MlpcliError:
             raise MlpcliError("a message must be a JSON object") from None
         if not isinstance(doc, dict) or len(doc) != 1:
             raise MlpcliError("a message is a JSON object with one key")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpcli.config import ExperimentConfig, config_from_dict, dump_config
+from mlpcli.config import FLOAT32_MAX, ExperimentConfig, config_from_dict, dump_config
 from mlpcli.data.plane import is_plane
 from mlpcli.errors import ConfigError, MlpcliError
 from mlpcli.factory import build_optimizer
@@ -56,18 +56,28 @@ def _merge(base: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_points(doc: Any, folder: Path) -> Path:
-    """Points the page sent ({"xy": [[x1, x2], ...], "label": [...]}: uploaded or clicked) as an x1,x2,label CSV."""
-    try:
-        xy = np.asarray(doc["xy"], dtype=np.float64).reshape(-1, 2)
-        labels = np.asarray(doc["label"], dtype=np.int64).reshape(-1)
-    except (KeyError, TypeError, ValueError):
-        raise ConfigError('points: expected {"xy": [[x1, x2], ...], "label": [...]}') from None
+    """Points the page sent ({"xy": [[x1, x2], ...], "label": [...]}: uploaded or clicked) as an x1,x2,label CSV.
+
+    ConfigError unless there are 2 to LIMITS["points"] points, each two numbers finite in float32 and a whole
+    label from 0 to 9 (checked before anything is allocated)."""
+    shape = 'points: expected {"xy": [[x1, x2], ...], "label": [...]}'
+    if not isinstance(doc, dict) or not isinstance(doc.get("xy"), list) or not isinstance(doc.get("label"), list):
+        raise ConfigError(shape)
+    xy, labels = doc["xy"], doc["label"]
     if len(xy) != len(labels) or not 2 <= len(xy) <= LIMITS["points"]:
         raise ConfigError(f"points: 2 to {LIMITS['points']} points, each with a label")
-    if not np.all(np.isfinite(xy)) or labels.min() < 0 or labels.max() > 9:
-        raise ConfigError("points: finite coordinates and labels 0-9")
+    for p in xy:
+        if not isinstance(p, list) or len(p) != 2:
+            raise ConfigError(shape)
+        for v in p:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) <= FLOAT32_MAX:
+                raise ConfigError(f"points: coordinates are numbers finite in float32 (got {str(v)[:40]})")
+    for c in labels:
+        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= 9:
+            raise ConfigError(f"points: labels are whole numbers from 0 to 9 (got {str(c)[:40]})")
+    coords = np.asarray(xy, dtype=np.float64)
     path = folder / "points.csv"
-    path.write_text("x1,x2,label\n" + "".join(f"{a:.6g},{b:.6g},{c}\n" for (a, b), c in zip(xy, labels)))
+    path.write_text("x1,x2,label\n" + "".join(f"{a:.6g},{b:.6g},{c}\n" for (a, b), c in zip(coords, labels)))
     return path
 
 
@@ -78,6 +88,9 @@ def playground_config(doc: Any, folder: Path | None = None) -> ExperimentConfig:
     if not isinstance(doc, dict):
         raise ConfigError("the session's config must be a JSON object of config keys")
     doc = dict(doc)
+    for key, value in doc.items():  # a section that is not a mapping is named before anything reads it
+        if isinstance(DEFAULTS.get(key), dict) and not isinstance(value, dict):
+            raise ConfigError(f"{key}: a JSON object of its keys (got {type(value).__name__})")
     points = doc.pop("points", None)
     if points is not None:
         if folder is None:
@@ -88,7 +101,7 @@ def playground_config(doc: Any, folder: Path | None = None) -> ExperimentConfig:
     raw = _merge(DEFAULTS, doc)
     if raw.get("data", {}).get("dataset") == DIGITS:  # digits mode: a small MLP on the shipped sample
         raw["data"] = {**raw["data"], "validation": 0}
-        raw["model"] = {**DEFAULTS["model"], "hidden": [32], "activation": "relu", **doc.get("model", {})}
+        raw["model"] = {**DEFAULTS["model"], "hidden": [32], "activation": "relu", **(doc.get("model") or {})}
     cfg = config_from_dict(raw, "config")
     if not (is_plane(cfg.data.dataset) or cfg.data.dataset == DIGITS):
         raise ConfigError(
@@ -175,9 +188,10 @@ class Session:
         }
 
     def set_rate(self, lr: float) -> None:
-        """Change the learning rate while it trains (the schedule scales from the new base rate)."""
-        if not lr > 0 or not np.isfinite(lr):
-            raise MlpcliError(f"optimizer.lr: must be > 0 (got {lr})")
+        """Change the learning rate while it trains (the schedule scales from the new base rate); MlpcliError
+        unless it is > 0 and finite in float32 (as the config's optimizer.lr)."""
+        if not 0 < lr <= FLOAT32_MAX:
+            raise MlpcliError(f"optimizer.lr: must be > 0 and finite in float32 (got {lr})")
         self.optimizer.base_lr = float(lr)
 
     def set_weight(self, layer: int, i: int, j: int, value: float) -> None:

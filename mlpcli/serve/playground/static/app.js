@@ -235,7 +235,11 @@ function bind() {
   $("speed").oninput = () => { $("speed-v").textContent = $("speed").value; send({ speed: Number($("speed").value) }); };
   $("play").onclick = togglePlay;
   $("stepbtn").onclick = () => send({ step: 1 });
-  $("reset").onclick = () => { config.seed = Math.floor(Math.random() * 2 ** 31); restart(); };
+  $("reset").onclick = () => {  // the points keep the seed that drew them; the weights get a new one
+    if (config.data.seed === undefined || config.data.seed === null) config.data.seed = config.seed || 0;
+    config.seed = Math.floor(Math.random() * 2 ** 31);
+    restart();
+  };
   $("regen").onclick = () => {
     if (ownPoints) return showError("your own points are kept as they are: regenerate draws a dataset's points");
     config.data.seed = Math.floor(Math.random() * 2 ** 31);
