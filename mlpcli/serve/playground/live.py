@@ -1,8 +1,9 @@
 """A session trained live: a worker thread per open page, off the server's event loop, the latest frame wins.
 
-The worker trains `speed` optimizer steps every tick (1/60 s) while playing, and after each tick, when the
-state changed and the page has fewer than IN_FLIGHT frames unacknowledged, computes one frame (frames.py) and
-hands it to `send`. Frames are made only as fast as the page paints them: nothing queues, and a slow page
+The worker trains `speed` optimizer steps every 1/60 s while playing (in ticks of half that, each running the
+steps the time since the last one owes), and after each tick, when the state changed and the page has fewer
+than IN_FLIGHT frames unacknowledged, computes one frame (frames.py) and hands it to `send`.
+Frames are made only as fast as the page paints them: nothing queues, and a slow page
 sees the newest state, not a backlog. Training holds the session's lock one tick at a time, so
 `POST /api/sessions/{id}/step` and the other routes interleave with it.
 
@@ -154,7 +155,8 @@ class Live:
                 self._announce()
 
     def _run(self) -> None:
-        due = time.monotonic()
+        last = due = time.monotonic()
+        owed = 0.0  # steps due at `speed` a display frame and not run yet
         try:
             while True:
                 with self.cond:
@@ -163,15 +165,18 @@ class Live:
                             return
                         now = time.monotonic()
                         if not self.playing:
-                            due = now
+                            last = due = now
+                            owed = 0.0
                         tick = self.playing and now >= due
                         if tick or self.pending_steps or (self.dirty and self.in_flight < IN_FLIGHT):
                             break
                         self.cond.wait(due - now if self.playing else 1.0)
-                    count = self.pending_steps + (self.speed if tick else 0)
-                    self.pending_steps = 0
-                    if tick:  # the next tick; a slow machine trains flat out, never in catch-up bursts
-                        due = max(due + TICK, now)
+                    count, self.pending_steps = self.pending_steps, 0
+                    if tick:  # the steps the time since the last tick owes; late ticks never make up in bursts
+                        owed = min(owed + self.speed * (now - last) / TICK, 4.0 * self.speed)
+                        count += int(owed)
+                        owed -= int(owed)
+                        last, due = now, max(due + TICK / 2, now)
                 if count:
                     self._train(count)
                 with self.cond:

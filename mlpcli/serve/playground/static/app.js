@@ -40,6 +40,7 @@ let last = null;           // the last frame painted: {header, params}
 let curve = [];            // [[step, train_loss, test_loss]]
 let net = null;            // the network drawing: node canvases and images, edges
 let focus = null;          // [layer, unit] whose map the output shows, or null
+let textAt = 0;            // when the numbers and the chart were last redrawn
 const LUT = diverging();
 
 function clone(x) { return JSON.parse(JSON.stringify(x)); }
@@ -692,16 +693,29 @@ function decode(buffer) {  // frames.py's layout
 
 function paint() {  // once per display frame: the newest frame only, then tell the server how many arrived
   requestAnimationFrame(paint);
-  if (!pending) return;
+  if (!pending) {
+    if (last && textAt < last.at && performance.now() - textAt > 100) {  // the numbers of the last frame shown
+      textAt = performance.now();
+      showMetrics(last.header);
+      drawCurves();
+    }
+    return;
+  }
   const frame = pending;
   pending = null;
   if (frame.kind === "digits") showDigits(frame);
   else {
     last = frame;
+    frame.at = performance.now();
     paintBoundary(frame);
     paintNetwork(frame);
-    showMetrics(frame.header);
-    drawCurves();
+    $("step").textContent = String(frame.header.step);
+    const now = performance.now();
+    if (now - textAt > 100 || frame.header.done) {  // numbers and the chart ten times a second: enough to read
+      textAt = now;
+      showMetrics(frame.header);
+      drawCurves();
+    }
     if (frame.header.classes !== $("class-legend").childElementCount) classLegend(frame.header.classes);
   }
   if (received) { send({ ack: received }); received = 0; }
@@ -743,7 +757,7 @@ async function restart(existing) {
   closeWeightEdit();
   if (socket) { socket.close(); socket = null; }
   if (session) api("DELETE", `/api/sessions/${session}`).catch(() => {});
-  session = null; curve = []; points = null; pending = null; received = 0; focus = null; last = null;
+  session = null; curve = []; points = null; pending = null; received = 0; focus = null; last = null; textAt = 0;
   $("focus-label").hidden = true;
   drawPoints();
   let id = existing;
