@@ -334,3 +334,40 @@ def test_train_refuses_the_same_numbers(tmp_path) -> None:
     ):
         result = invoke("train", "-c", "playground/xor", "--set", override, "--out", str(tmp_path / "r"))
         assert result.exit_code == 1 and says in result.output, result.output
+
+
+def test_a_websocket_outlives_the_header_timeout(monkeypatch) -> None:
+    """The server closes connections that send no request headers in time; an upgraded WebSocket is not one."""
+    import asyncio
+
+    import websockets
+
+    from mlpcli.serve import server as serving
+
+    monkeypatch.setattr(serving, "HEADER_TIMEOUT", 0.3)
+    store = Sessions()
+    sock = serving.bound_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    app_server = serving.make_server(create_app(sessions=store))
+    thread = threading.Thread(target=app_server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not app_server.started:
+        time.sleep(0.05)
+    sid = store.create({}).id
+
+    async def frames_over_a_second() -> int:
+        count = 0
+        async with websockets.connect(f"ws://127.0.0.1:{port}/api/sessions/{sid}/live") as ws:
+            await ws.send(json.dumps({"play": True}))
+            end = time.monotonic() + 1.0  # more than three header timeouts
+            while time.monotonic() < end:
+                if isinstance(await ws.recv(), bytes):
+                    count += 1
+                    await ws.send(json.dumps({"ack": 1}))
+        return count
+
+    try:
+        assert asyncio.run(frames_over_a_second()) > 0
+    finally:
+        app_server.should_exit = True
+        thread.join()

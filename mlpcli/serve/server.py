@@ -51,7 +51,9 @@ def _protocol() -> type:
             self._headers_timer = self.loop.call_later(HEADER_TIMEOUT, self._headers_late)
 
         def _headers_late(self) -> None:
-            if self.cycle is None and not self.transport.is_closing():
+            # a connection upgraded to a WebSocket belongs to the WebSocket's protocol now: never close it here
+            upgraded = self.transport.get_protocol() is not self
+            if self.cycle is None and not upgraded and not self.transport.is_closing():
                 self.transport.close()
 
         def handle_events(self) -> None:
