@@ -31,6 +31,7 @@ from mlpcli.serve.parse import parse_json
 
 TICK = 1.0 / 60.0  # seconds: a display's frame
 IN_FLIGHT = 2  # frames sent and not yet acknowledged
+UNSEEN = 2.0  # seconds without an acknowledgement (frames in flight) after which a page is taken as not looking
 MAX_SPEED = 500  # optimizer steps per tick
 DEFAULT_SPEED = 25  # one epoch of the default 500 points (half for test, batches of 10) per tick
 MAX_MESSAGE = 4096  # bytes of one message from the page
@@ -51,6 +52,7 @@ class Live:
         self.focus: tuple[int, int] | None = None
         self.error: str | None = None
         self.closed = False
+        self.sent_at = time.monotonic()  # when the last frame went out
         self._allowance, self._last = float(MAX_RATE), time.monotonic()
         self.thread = threading.Thread(target=self._run, name=f"playground-{session.id[:8]}", daemon=True)
         self.thread.start()
@@ -167,10 +169,14 @@ class Live:
                         if not self.playing:
                             last = due = now
                             owed = 0.0
-                        tick = self.playing and now >= due
+                        # a page that stopped painting (hidden, frozen, gone) stops training until it paints again
+                        unseen = self.in_flight >= IN_FLIGHT and now - self.sent_at > UNSEEN
+                        if unseen:
+                            last = due = now
+                        tick = self.playing and now >= due and not unseen
                         if tick or self.pending_steps or (self.dirty and self.in_flight < IN_FLIGHT):
                             break
-                        self.cond.wait(due - now if self.playing else 1.0)
+                        self.cond.wait(due - now if self.playing and not unseen else 1.0)
                     count, self.pending_steps = self.pending_steps, 0
                     if tick:  # the steps the time since the last tick owes; late ticks never make up in bursts
                         owed = min(owed + self.speed * (now - last) / TICK, 4.0 * self.speed)
@@ -188,7 +194,7 @@ class Live:
                 if frame_now:
                     with self.session.lock:
                         data = self.session.live_frame(focus)
-                    self.session.touched = time.monotonic()  # a page watching it keeps it alive
+                    self.session.touched = self.sent_at = time.monotonic()  # a page watching it keeps it alive
                     self.send(data)
         except Exception as exc:  # noqa: BLE001 - the page is told, the server goes on
             message = str(exc) if isinstance(exc, MlpcliError) else f"the session stopped: {exc!r}"[:300]

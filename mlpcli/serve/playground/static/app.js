@@ -795,6 +795,7 @@ async function main() {
   await datasetButtons();
   bind();
   requestAnimationFrame(paint);
+  window.addEventListener("pagehide", () => { if (socket) socket.close(); });  // the server stops training for it
   await restart();
 }
 
