@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlpcli.config import ExperimentConfig, dump_config, json_schema, load_config
 from mlpcli.errors import ConfigError
@@ -107,3 +109,64 @@ def test_json_schema_describes_every_section() -> None:
     schema = json_schema()
     assert set(schema["properties"]) == set(ExperimentConfig.model_fields)
     assert "$defs" in schema and "OptimizerConfig" in schema["$defs"]
+
+
+def _numeric_keys() -> list[tuple[str, ...]]:
+    """Every config key whose value is a number (or a list of numbers), walked from the schema itself."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    from mlpcli.config import ExperimentConfig
+
+    def admits(annotation: object, kind: type) -> bool:
+        return annotation is kind or any(admits(a, kind) for a in get_args(annotation))
+
+    keys: list[tuple[str, ...]] = []
+
+    def walk(model: type[BaseModel], prefix: tuple[str, ...]) -> None:
+        for name, field in model.model_fields.items():
+            section = next(
+                (
+                    a
+                    for a in (field.annotation, *get_args(field.annotation))
+                    if isinstance(a, type) and issubclass(a, BaseModel)
+                ),
+                None,
+            )
+            if section is not None:
+                walk(section, (*prefix, name))
+            elif (admits(field.annotation, float) or admits(field.annotation, int)) and not admits(
+                field.annotation, bool
+            ):
+                keys.append((*prefix, name))
+
+    walk(ExperimentConfig, ())
+    return keys
+
+
+NUMERIC_KEYS = _numeric_keys()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.sampled_from(NUMERIC_KEYS),
+    bad=st.sampled_from([float("inf"), float("-inf"), float("nan"), True, False, 1e39, -1e300, 2**70, "1e300", ".inf"]),
+    in_list=st.booleans(),
+)
+def test_every_config_number_is_strict_and_finite(key, bad, in_list) -> None:
+    """Whatever numeric key of the schema, a boolean, a non-finite number, one beyond float32 or int64 is refused
+    naming the key (YAML's .inf and 1e300 arrive as text: refused too)."""
+    from mlpcli.config import config_from_dict
+    from mlpcli.errors import ConfigError
+
+    raw: dict = {}
+    node = raw
+    for part in key[:-1]:
+        node = node.setdefault(part, {})
+    node[key[-1]] = [bad] if in_list and key[-1] == "hidden" else bad
+    if bad == ".inf":
+        node[key[-1]] = "inf"
+    with pytest.raises(ConfigError) as refused:
+        config_from_dict(raw, "x")
+    assert ".".join(key) in str(refused.value)

@@ -40,7 +40,7 @@ from mlpcli.nn.optimizers import OPTIMIZERS
 from mlpcli.nn.schedules import SCHEDULES
 from mlpcli.serve.guard import Guard
 from mlpcli.serve.parse import parse_json
-from mlpcli.serve.playground.live import Live
+from mlpcli.serve.playground.live import Flooded, Live
 from mlpcli.serve.playground.presets import PRESETS
 from mlpcli.serve.playground.sessions import DIGITS, LIMITS, Sessions, imported, preview
 
@@ -108,6 +108,8 @@ def create_app(hosts: tuple[str, ...] = (), origins: tuple[str, ...] = (), sessi
             "datasets": [*DATASETS, DIGITS],
             "features": list(FEATURES),
             "activations": list(ACTIVATIONS),
+            "can_die": [name for name, spec in ACTIVATIONS.items() if spec.can_die],  # the registry's facts
+            "saturates": [name for name, spec in ACTIVATIONS.items() if spec.grad_max is not None],
             "optimizers": list(OPTIMIZERS),
             "schedules": list(SCHEDULES),
             "limits": LIMITS,
@@ -189,11 +191,11 @@ def create_app(hosts: tuple[str, ...] = (), origins: tuple[str, ...] = (), sessi
                     break
                 try:
                     await run_in_threadpool(worker.receive, text)
+                except Flooded as exc:
+                    await websocket.close(code=1008, reason=str(exc))
+                    break
                 except MlpcliError as exc:
                     await websocket.send_text(json.dumps({"error": str(exc)}))
-                    if "messages a second" in str(exc):
-                        await websocket.close(code=1008, reason=str(exc))
-                        break
         except WebSocketDisconnect:
             pass
         finally:

@@ -38,6 +38,10 @@ MAX_MESSAGE = 4096  # bytes of one message from the page
 MAX_RATE = 240  # messages a second from the page (a burst of as many is allowed)
 
 
+class Flooded(MlpcliError):
+    """The page sent more than MAX_RATE messages a second: the socket is closed (1008)."""
+
+
 class Live:
     """A session's worker thread; `send(bytes | str)` must be safe to call from that thread."""
 
@@ -65,7 +69,7 @@ class Live:
         self._allowance = min(MAX_RATE, self._allowance + (now - self._last) * MAX_RATE)
         self._last = now
         if self._allowance < 1:
-            raise MlpcliError(f"more than {MAX_RATE} messages a second")
+            raise Flooded(f"more than {MAX_RATE} messages a second")
         self._allowance -= 1
         if len(text) > MAX_MESSAGE:
             raise MlpcliError(f"a message is at most {MAX_MESSAGE} bytes")

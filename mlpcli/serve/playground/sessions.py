@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from mlpcli.config import FLOAT32_MAX, ExperimentConfig, config_from_dict, dump_config
+from mlpcli.config import ExperimentConfig, config_from_dict, dump_config
+from mlpcli.config_numbers import FLOAT32_MAX
 from mlpcli.data.plane import is_plane
 from mlpcli.errors import ConfigError, MlpcliError
 from mlpcli.factory import build_optimizer
@@ -156,6 +157,7 @@ class Session:
         d = self.p.dataset
         self.bounds = None if self.digits else bounds_of(d.train_xy, d.test_xy)
         self._grid: np.ndarray | None = None  # the boundary grid's features, normalized (plane_frame)
+        self._train_inputs: np.ndarray | None = None
         self.live: list[Any] = []  # live.Live workers training it for open pages
 
     def step(self, count: int) -> dict[str, Any]:
@@ -180,8 +182,14 @@ class Session:
     def health(self) -> tuple[list[float], list[float]]:
         """(dead, saturated): per hidden layer, the fraction of its units that are dead and saturated on the
         training points (the registry's rules: ActivationSpec.dead, .saturated)."""
-        d = self.p.dataset
-        return unit_health(self.p.model, self.p.normalizer.apply(d.train_x[:5000]))
+        return unit_health(self.p.model, self.train_inputs)
+
+    @property
+    def train_inputs(self) -> np.ndarray:
+        """The training points' inputs, normalized as the network sees them (at most 5,000; made once)."""
+        if self._train_inputs is None:
+            self._train_inputs = self.p.normalizer.apply(self.p.dataset.train_x[:5000])
+        return self._train_inputs
 
     def metrics(self) -> dict[str, Any]:
         """Step, epoch, and the loss and accuracy on the training and test splits."""
@@ -290,7 +298,7 @@ class Session:
         |o - t|, which does not; o the network's outputs, t the one-hot targets."""
         d = self.p.dataset
         with np.errstate(all="ignore"):
-            o = self.p.model.forward(self.p.normalizer.apply(d.train_x[:5000])).astype(np.float64)
+            o = self.p.model.forward(self.train_inputs).astype(np.float64)
         t = np.zeros_like(o)
         t[np.arange(len(o)), d.train_y[: len(o)]] = 1.0
         return {
@@ -407,9 +415,9 @@ class Sessions:
             session = Session(playground_config(doc, Path(folder.name)), folder)
             if params is not None:
                 model = session.p.model
-                for name, value in params.items():
-                    if name not in model.params or model.params[name].shape != value.shape:
-                        raise ConfigError(f"the checkpoint's {name} does not fit the network of its config")
+                if set(params) != set(model.params) or any(model.params[k].shape != v.shape for k, v in params.items()):
+                    raise ConfigError("the checkpoint's weights do not fit the network of its config")
+                for name, value in params.items():  # into the buffer the optimizer and the Stepper hold
                     model.params[name][...] = value
         except BaseException:
             folder.cleanup()
@@ -475,19 +483,11 @@ def imported(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]
     if not isinstance(raw, dict):
         raise ConfigError("the file is not an mlpcli config (a YAML mapping of config keys)")
     raw["train"] = {**(raw.get("train") or {}), "threads": 1}
-    for key in ("name", "out"):
-        raw.pop(key, None)
+    raw.pop("name", None)
     dataset = str((raw.get("data") or {}).get("dataset", ""))
     if dataset.endswith(".csv"):
         raise ConfigError(f"it trains on {dataset}: open that file with 'your points', then choose the same settings")
-    cfg = playground_config(raw)
-    doc = cfg.model_dump(mode="json")
-    if params is not None:
-        sizes = [int(params["W1"].shape[0])] + [int(params[f"W{l}"].shape[1]) for l in range(1, len(params) // 2 + 1)]
-        expected = [len(cfg.data.features), *cfg.model.hidden]
-        if sizes[:-1] != expected:
-            raise ConfigError("the checkpoint's weights do not match its config")
-    return doc, params
+    return playground_config(raw).model_dump(mode="json"), params  # Sessions.create checks the weights' shapes
 
 
 def preview(dataset: str, noise: float = 0.0, points: int = 200) -> dict[str, Any]:

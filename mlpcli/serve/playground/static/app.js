@@ -651,8 +651,8 @@ function showMetrics(h) {
   $("step").textContent = String(h.step);
   $("epoch").textContent = String(h.epoch);
   const acts = layerActivations(), parts = [];
-  (h.dead || []).forEach((v, l) => { if (["relu"].includes(acts[l])) parts.push(`layer ${l + 1}: ${(v * 100).toFixed(0)}% dead`); });
-  (h.saturated || []).forEach((v, l) => { if (["sigmoid", "tanh"].includes(acts[l])) parts.push(`layer ${l + 1}: ${(v * 100).toFixed(0)}% saturated`); });
+  (h.dead || []).forEach((v, l) => { if (meta.can_die.includes(acts[l])) parts.push(`layer ${l + 1}: ${(v * 100).toFixed(0)}% dead`); });
+  (h.saturated || []).forEach((v, l) => { if (meta.saturates.includes(acts[l])) parts.push(`layer ${l + 1}: ${(v * 100).toFixed(0)}% saturated`); });
   $("health").textContent = parts.join(" · ");
   $("deltas").textContent = h.deltas
     ? `mean |output delta|: o(1 − o)(o − t) = ${h.deltas.sigmoid_mse.toExponential(2)} · o − t = ${h.deltas.cross_entropy.toExponential(2)}`
