@@ -5,7 +5,8 @@ beside TensorFlow Playground built from its own repository, in the same run; and
 
 - The pages are opened at 1280x900 with their configuration in the URL (the hash), no control touched but
   play. Cases: the spiral with 8-8-8 tanh units, SGD at 0.03, batches of 10, half the points for testing, every
-  neuron's map shown (both pages show every neuron); and TensorFlow Playground's default 4-2 network on it.
+  neuron's map shown (both pages show every neuron); TensorFlow Playground's default 4-2 network on it; and
+  mlpcli's largest, 6 layers of 32 (TensorFlow Playground has at most 8 a layer).
 - A frame counts when the decision-boundary canvas's pixels change: a requestAnimationFrame loop in the page
   hashes the canvas's pixels every display frame (the same code on both pages).
 - Steps/s and points/s: mlpcli's page shows the optimizer step in #step (points = steps x batch);
@@ -39,6 +40,7 @@ SPIRAL = {"data": {"dataset": "spiral", "noise": 0, "points": 500, "test_ratio":
 CASES = {
     "8-8-8": [8, 8, 8],
     "4-2": [4, 2],
+    "6x32": [32] * 6,  # the playground's largest network (TensorFlow Playground stops at 8 a layer: mlpcli only)
 }
 TP_HASH = (
     "activation=tanh&regularization=none&batchSize=10&dataset=spiral&learningRate=0.03&noise=0&percTrainData=50"
@@ -202,7 +204,7 @@ def main() -> None:
                 )
                 if args.screenshots and name == "8-8-8":
                     b.save_screenshot(str(Path(args.screenshots) / "bench-mlpcli.png"))
-                if tp_base:
+                if tp_base and max(hidden) <= 8:
                     url = f"{tp_base}#{TP_HASH.format(shape=','.join(map(str, hidden)))}"
                     results.setdefault(f"TensorFlow Playground {name}", []).append(
                         measure(b, url, "#heatmap canvas", "#play-pause-button", "#iter-number", args.seconds, tp=True)

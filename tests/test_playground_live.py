@@ -371,3 +371,25 @@ def test_a_websocket_outlives_the_header_timeout(monkeypatch) -> None:
     finally:
         app_server.should_exit = True
         thread.join()
+
+
+def test_a_page_that_stops_painting_stops_training(monkeypatch) -> None:
+    from mlpcli.serve.playground import live
+
+    monkeypatch.setattr(live, "UNSEEN", 0.2)
+    store = Sessions()
+    client = _client(store)
+    sid = client.post("/api/sessions", json={}).json()["id"]
+    with client.websocket_connect(f"{WS}/api/sessions/{sid}/live") as ws:
+        _next_frame(ws)
+        ws.send_text(json.dumps({"play": True}))  # and never acknowledge a frame: a hidden or frozen page
+        session = store.items[sid]
+        while not (session.live[0].in_flight >= live.IN_FLIGHT and time.monotonic() - session.live[0].sent_at > 0.3):
+            time.sleep(0.05)
+        time.sleep(0.1)
+        held = session.steps
+        time.sleep(0.5)
+        assert session.steps == held and held > 0  # it trained, then waited for the page
+        ws.send_text(json.dumps({"ack": 5}))  # the page paints again: training goes on
+        while session.steps == held:
+            time.sleep(0.01)
