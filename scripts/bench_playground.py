@@ -130,7 +130,7 @@ def measure(b: Any, url: str, canvas: str, play: str, counter: str, seconds: flo
         WebDriverWait(b, 60).until(
             lambda d: (
                 d.find_element(By.ID, "step").text == "0"
-                and d.execute_script("return document.querySelectorAll('#network canvas.node').length > 0")
+                and d.execute_script("return document.querySelectorAll('#network .node.unit').length > 0")
             )
         )
     time.sleep(1.0)

@@ -89,7 +89,7 @@ def test_links_presets_and_play(page) -> None:
     _open(b, f"{base}/?preset=more-neurons{_hash(hashed)}")  # the hash wins
     assert _config(b)["model"]["hidden"] == [3] and _config(b)["data"]["dataset"] == "circle"
     _open(b, f"{base}/{_hash({'model': {'hidden': [32, 8]}})}")  # every neuron is drawn
-    assert len(b.find_elements(By.CSS_SELECTOR, "#network canvas.node")) == 40
+    assert len(b.find_elements(By.CSS_SELECTOR, "#network .node.unit")) == 40
     Select(b.find_element(By.ID, "preset")).select_by_value("more-neurons")
     _wait(b, lambda d: _config(d)["model"]["hidden"] == [16, 16, 16] and _step(d) == 0)
     before = _ink(b, "boundary")
@@ -224,6 +224,15 @@ def test_the_keyboard_the_hover_and_inline_weights(page) -> None:
     _wait(b, lambda d: d.find_element(By.ID, "weight-value").get_attribute("value") == "2.5000")
     b.find_element(By.ID, "weight-value").send_keys(Keys.ESCAPE)
     _wait(b, lambda d: not d.find_element(By.ID, "weight-edit").is_displayed())
+    b.execute_script(  # a click on an edge (drawn on a canvas) opens that weight: W2 into neuron 1 from neuron 2
+        "const e = net.edges.find((g) => g.layer === 2 && g.i === 2 && g.j === 1);"
+        "const r = net.canvas.getBoundingClientRect();"
+        "net.canvas.dispatchEvent(new MouseEvent('click', {clientX: r.left + (e.x1 + e.x2) / 2,"
+        " clientY: r.top + (e.y1 + e.y2) / 2, bubbles: true}));"
+    )
+    _wait(b, lambda d: d.find_element(By.ID, "weight-edit").is_displayed())
+    assert b.find_element(By.ID, "weight-name").text == "W2 into neuron 1"
+    assert b.find_element(By.ID, "weight-from").get_attribute("value") == "2"
 
 
 @pytest.mark.parametrize(("width", "height"), [(800, 600), (1920, 1080)])

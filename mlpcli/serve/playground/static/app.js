@@ -453,8 +453,11 @@ function buildNetwork(sizes) {  // the drawing's nodes and edges, made once per 
   const pos = shown.map((n, l) => Array.from({ length: n }, (_, i) => [
     left + (l * (W - left - right - node)) / (cols - 1) + node / 2, 5 + ((i + 0.5) * (H - 10)) / n,
   ]));
-  const ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
-  box.appendChild(svg);
+  // the edges on one canvas under the nodes (thousands of SVG lines would repaint all at once every frame)
+  const canvas = document.createElement("canvas"), scale = window.devicePixelRatio || 1;
+  canvas.className = "edges";
+  canvas.width = Math.round(W * scale); canvas.height = Math.round(H * scale);
+  box.appendChild(canvas);
   const edges = [];
   let offset = 0;
   for (let l = 0; l < sizes.length - 1; l++) {
@@ -462,23 +465,32 @@ function buildNetwork(sizes) {  // the drawing's nodes and edges, made once per 
     if (shown[l] === fanIn) {
       for (let i = 0; i < fanIn; i++) for (let j = 0; j < fanOut; j++) {
         const [xa, ya] = pos[l][i], [xb, yb] = pos[l + 1][j];
-        const e = document.createElementNS(ns, "line");
-        e.setAttribute("class", "edge");
-        e.setAttribute("x1", xa + node / 2); e.setAttribute("y1", ya); e.setAttribute("x2", xb - node / 2); e.setAttribute("y2", yb);
-        e.setAttribute("stroke-opacity", 0.8);
-        e.onclick = () => openWeightEdit(l + 1, j, i);
-        e.onmouseenter = () => { if (last) $("explain").textContent = `W${l + 1}[${j}][${i}] = ${last.params[offset + i * fanOut + j].toFixed(4)} (click to change)`; };
-        svg.appendChild(e);
-        edges.push({ e, index: offset + i * fanOut + j, layer: l, drawn: NaN });
+        edges.push({ x1: xa + node / 2, y1: ya, x2: xb - node / 2, y2: yb, index: offset + i * fanOut + j, layer: l + 1, i, j });
       }
     }
     offset += fanIn * fanOut + fanOut;
   }
+  const nearest = (e) => {  // the edge under the pointer (within 5 px), or null
+    const r = canvas.getBoundingClientRect(), x = e.clientX - r.left, y = e.clientY - r.top;
+    let best = null, bestD = 25;
+    for (const g of edges) {
+      const dx = g.x2 - g.x1, dy = g.y2 - g.y1, t = Math.max(0, Math.min(1, ((x - g.x1) * dx + (y - g.y1) * dy) / (dx * dx + dy * dy)));
+      const d = (g.x1 + t * dx - x) ** 2 + (g.y1 + t * dy - y) ** 2;
+      if (d < bestD) { bestD = d; best = g; }
+    }
+    return best;
+  };
+  canvas.onclick = (e) => { const g = nearest(e); if (g) openWeightEdit(g.layer, g.j, g.i); };
+  canvas.onmousemove = (e) => {
+    const g = nearest(e);
+    canvas.style.cursor = g ? "pointer" : "default";
+    if (g && last) $("explain").textContent = `W${g.layer}[${g.j}][${g.i}] = ${last.params[g.index].toFixed(4)} (click to change)`;
+  };
   const nodes = [];
   pos.forEach((col, l) => col.forEach(([x, y], i) => {
     const hidden = l > 0 && l < sizes.length - 1;
-    const el = document.createElement(hidden ? "canvas" : "div");
-    el.className = "node";
+    const el = document.createElement("div");  // a hidden unit's map is drawn under it, on the maps canvas
+    el.className = hidden ? "node unit" : "node";
     Object.assign(el.style, { left: `${x - node / 2}px`, top: `${y - node / 2}px`, width: `${node}px`, height: `${node}px` });
     if (l === sizes.length - 1) el.style.background = `rgb(${COLORS[i % 10].join(",")})`;
     if (l > 0) {
@@ -490,7 +502,7 @@ function buildNetwork(sizes) {  // the drawing's nodes and edges, made once per 
     el.onmouseenter = el.onfocus = () => hover(l, i);
     el.onmouseleave = el.onblur = () => hover(null);
     box.appendChild(el);
-    nodes.push({ el, l, i, hidden });
+    nodes.push({ el, l, i, hidden, x: x - node / 2, y: y - node / 2, size: node });
     if (l === 0 || l === sizes.length - 1) {
       const t = document.createElement("span");
       t.className = "label";
@@ -499,27 +511,52 @@ function buildNetwork(sizes) {  // the drawing's nodes and edges, made once per 
       box.appendChild(t);
     }
   }));
-  net = { sizes: sizes.join(","), nodes, edges, width: W };
+  const mapsCanvas = document.createElement("canvas");  // every unit's map on one canvas: one layer to composite
+  mapsCanvas.className = "maps";
+  mapsCanvas.width = canvas.width; mapsCanvas.height = canvas.height;
+  box.insertBefore(mapsCanvas, canvas.nextSibling);
+  net = { sizes: sizes.join(","), nodes, edges, canvas, mapsCanvas, atlas: document.createElement("canvas"), scale, width: W, edgesAt: 0 };
 }
+
+const EDGES_EVERY_FRAME = 1000;  // a network with more edges redraws them ten times a second
 
 function paintNetwork(frame) {
   const { header, params, maps } = frame, sizes = header.layer_sizes;
   if (!net || net.sizes !== sizes.join(",")) buildNetwork(sizes);
   const area = header.grid * header.grid, m = header.map, small = m * m;
-  let unit = 0;
-  for (const n of net.nodes) {
-    if (!n.hidden) continue;
-    paintMap(n.el, maps, 2 * area + unit * small, m);
-    unit++;
+  const hidden = net.nodes.filter((n) => n.hidden);
+  if (hidden.length) {  // the units' maps side by side in one image, then each drawn scaled into its node
+    const atlas = net.atlas;
+    if (atlas.width !== m * hidden.length || atlas.height !== m) { atlas.width = m * hidden.length; atlas.height = m; net.atlasImage = null; }
+    const img = net.atlasImage || (net.atlasImage = atlas.getContext("2d").createImageData(atlas.width, m));
+    const words = new Uint32Array(img.data.buffer), stride = atlas.width;
+    for (let u = 0; u < hidden.length; u++) {
+      const base = 2 * area + u * small;
+      for (let r = 0; r < m; r++) {
+        const src = base + r * m, dst = (m - 1 - r) * stride + u * m;  // row 0 is the bottom of the plane
+        for (let q = 0; q < m; q++) words[dst + q] = LUT[maps[src + q]];
+      }
+    }
+    atlas.getContext("2d").putImageData(img, 0, 0);
+    const g = net.mapsCanvas.getContext("2d");
+    g.setTransform(net.scale, 0, 0, net.scale, 0, 0);
+    g.imageSmoothingEnabled = true;
+    hidden.forEach((n, u) => g.drawImage(atlas, u * m, 0, m, m, n.x, n.y, n.size, n.size));
   }
+  const now = performance.now();  // a large network's edges ten times a second, a small one's every frame
+  if (net.edges.length > EDGES_EVERY_FRAME && now - net.edgesAt < 100) return;
+  net.edgesAt = now;
   let max = 1e-9;
   for (const e of net.edges) max = Math.max(max, Math.abs(params[e.index]));
+  const g = net.canvas.getContext("2d");
+  g.setTransform(net.scale, 0, 0, net.scale, 0, 0);
+  g.clearRect(0, 0, net.canvas.width, net.canvas.height);
+  g.globalAlpha = 0.8;
   for (const e of net.edges) {
-    const w = params[e.index], width = Math.round((0.4 + (4 * Math.abs(w)) / max) * 4) / 4 * (w < 0 ? -1 : 1);
-    if (width === e.drawn) continue;  // only what changed is redrawn
-    e.drawn = width;
-    e.e.setAttribute("stroke-width", Math.abs(width));
-    e.e.setAttribute("stroke", w >= 0 ? "rgb(0,114,178)" : "rgb(230,159,0)");
+    const w = params[e.index];
+    g.strokeStyle = w >= 0 ? "rgb(0,114,178)" : "rgb(230,159,0)";
+    g.lineWidth = 0.4 + (4 * Math.abs(w)) / max;
+    g.beginPath(); g.moveTo(e.x1, e.y1); g.lineTo(e.x2, e.y2); g.stroke();
   }
 }
 
