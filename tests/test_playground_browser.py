@@ -162,6 +162,8 @@ def test_an_error_clears_on_the_next_good_run_and_digits_leave_the_preset(page) 
     assert b.find_element(By.ID, "preset").get_attribute("value") == "" and b.find_element(By.ID, "watch").text == ""
     b.find_element(By.ID, "stepbtn").click()
     _wait(b, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#testdigits div")) == 12)
+    _wait(b, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#network .node.unit")) == 32)  # its own network drawn
+    assert len(b.find_elements(By.CSS_SELECTOR, "#network .node[aria-label^='output']")) == 10
 
 
 def test_a_csv_with_or_without_a_header_and_files_opened_back(page, tmp_path) -> None:

@@ -179,6 +179,7 @@ function showControls() {
   $("features").hidden = digits;
   $("digits-view").hidden = !digits;
   $("plot").hidden = digits;
+  document.querySelector(".toggles").hidden = digits;
   $("clickclass").innerHTML = "";
   for (let c = 0; c < Math.max(2, d.classes || 3); c++) $("clickclass").append(new Option(String(c)));
 }
@@ -525,7 +526,7 @@ function paintNetwork(frame) {
   if (!net || net.sizes !== sizes.join(",")) buildNetwork(sizes);
   const area = header.grid * header.grid, m = header.map, small = m * m;
   const hidden = net.nodes.filter((n) => n.hidden);
-  if (hidden.length) {  // the units' maps side by side in one image, then each drawn scaled into its node
+  if (hidden.length && m) {  // the units' maps side by side in one image, then each drawn scaled into its node
     const atlas = net.atlas;
     if (atlas.width !== m * hidden.length || atlas.height !== m) { atlas.width = m * hidden.length; atlas.height = m; net.atlasImage = null; }
     const img = net.atlasImage || (net.atlasImage = atlas.getContext("2d").createImageData(atlas.width, m));
@@ -701,6 +702,12 @@ function showMetrics(h) {
 
 function showDigits(doc) {
   showMetrics({ ...doc.metrics, dead: [], saturated: [] });
+  const flat = [];  // the network drawing: its weights as the plane's frames carry them (no maps: no plane)
+  doc.weights.forEach((W, l) => { for (const row of W) flat.push(...row); flat.push(...doc.biases[l]); });
+  const frame = { header: { ...doc.metrics, layer_sizes: doc.layer_sizes, grid: 0, map: 0 }, params: Float32Array.from(flat), maps: new Uint8Array(0) };
+  last = frame;
+  paintNetwork(frame);
+  if ($("class-legend").childElementCount !== doc.layer_sizes[doc.layer_sizes.length - 1]) classLegend(doc.layer_sizes[doc.layer_sizes.length - 1]);
   drawConfusion(doc.confusion);
   const t = $("templates");
   t.innerHTML = "";
@@ -829,6 +836,7 @@ async function main() {
   config = start.config;
   if (start.preset) choosePreset(start.preset);
   drawScale();
+  $("explain").textContent = $("explain").textContent.replace(/\s+/g, " ").trim();
   await datasetButtons();
   bind();
   requestAnimationFrame(paint);
