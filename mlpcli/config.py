@@ -60,7 +60,9 @@ class DataConfig(StrictModel):
     """Where the digits come from and how they are prepared."""
 
     dataset: str = Field(
-        "mnist", description="mnist | fashion-mnist | mnist-sample | a folder of the 4 IDX files | a labelled .csv file"
+        "mnist",
+        description="mnist | fashion-mnist | mnist-sample | a folder of the 4 IDX files | a labelled .csv file | "
+        "points in the plane: circle, xor, gauss, spiral, moons, blobs, reg-plane, reg-gauss (regression)",
     )
     dir: Path | None = Field(
         None, description="read the dataset's four IDX files from this folder instead of the cache"

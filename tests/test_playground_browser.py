@@ -166,6 +166,39 @@ def test_an_error_clears_on_the_next_good_run_and_digits_leave_the_preset(page) 
     assert len(b.find_elements(By.CSS_SELECTOR, "#network .node[aria-label^='output']")) == 10
 
 
+def test_regression_datasets_draw_the_outputs_value_and_switch_the_head(page) -> None:
+    from selenium.webdriver.common.by import By
+
+    b, base = page
+    _open(b, f"{base}/")
+    b.find_element(By.CSS_SELECTOR, '#datasets button[data-name="reg-gauss"]').click()  # TP's regression data
+    _wait(b, lambda d: _config(d)["data"]["dataset"] == "reg-gauss" and _step(d) == 0)
+    assert _config(b)["model"]["output"] == "linear" and _config(b)["loss"] == "mse"
+    assert b.find_element(By.ID, "head").get_attribute("value") == "linear"
+    _wait(b, lambda d: "within 0.1" in d.find_element(By.ID, "class-legend").text)
+    assert not b.find_element(By.ID, "clickadd").is_displayed()  # points of one's own have classes
+    assert b.find_element(By.CSS_SELECTOR, "#network .node[aria-label^='output'] + .label").text == "value"
+    before = _ink(b, "boundary")
+    b.find_element(By.ID, "play").click()
+    _wait(b, lambda d: _step(d) > 500)
+    assert _ink(b, "boundary") != before
+    # the boundary is the output's value on the diverging scale: orange and blue both appear, no class colour
+    colours = b.execute_script(
+        "const c = document.getElementById('boundary'); const d = c.getContext('2d').getImageData(0, 0, c.width,"
+        " c.height).data; let orange = 0, blue = 0; for (let i = 0; i < d.length; i += 4) {"
+        " if (d[i] > d[i + 2] + 40) orange++; if (d[i + 2] > d[i] + 40) blue++; } return [orange, blue];"
+    )
+    b.save_screenshot(str(ARTIFACTS / "playground-regression.png"))
+    assert colours[0] > 100 and colours[1] > 100, colours
+    b.find_element(By.ID, "play").click()
+    b.find_element(By.CSS_SELECTOR, '#datasets button[data-name="circle"]').click()  # back to classes
+    _wait(b, lambda d: _config(d)["data"]["dataset"] == "circle" and _step(d) == 0)
+    assert _config(b)["model"]["output"] == "softmax" and _config(b)["loss"] == "cross_entropy"
+    _open(b, f"{base}/{_hash({'data': {'dataset': 'reg-plane'}})}")  # a link with the dataset alone
+    assert b.find_element(By.ID, "head").get_attribute("value") == "linear"
+    assert not b.find_element(By.ID, "error").is_displayed()
+
+
 def test_a_csv_with_or_without_a_header_and_files_opened_back(page, tmp_path) -> None:
     import httpx
     from selenium.webdriver.common.by import By

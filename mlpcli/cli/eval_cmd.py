@@ -83,6 +83,8 @@ def _render_eval(ev: Any, per_class: list[dict[str, Any]], n_errors: int) -> Non
 
     r = ev.report
     top3 = f", top-3 {r.top3_accuracy:.2%}" if r.top3_accuracy is not None else ""
+    if not per_class:
+        top3 += " (right: within 0.1 of the target)"
     console.print(
         f"[bold]{ev.checkpoint}[/] on {ev.dataset} {ev.split} ({r.n:,} images): "
         f"[bold]accuracy {r.accuracy:.2%}[/]{top3}, mean loss {r.loss:.4f}"
@@ -95,8 +97,9 @@ def _render_eval(ev: Any, per_class: list[dict[str, Any]], n_errors: int) -> Non
         table.add_row(
             label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", f"{row['support']:,}"
         )
-    console.print(table)
-    console.print(_confusion_table(r.confusion))
+    if per_class:  # a regression dataset has neither
+        console.print(table)
+        console.print(_confusion_table(r.confusion))
     pairs = r.most_confused()
     if pairs:
         console.print("most confused: " + ", ".join(f"{ev.classes[t]} as {ev.classes[p]} ({c})" for t, p, c in pairs))

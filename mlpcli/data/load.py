@@ -23,7 +23,8 @@ NUM_CLASSES = 10
 @dataclass(frozen=True)
 class Dataset:
     """Train and test splits: uint8 images (n, 784) (float32 features (n, f) for points in the plane), labels
-    uint8 (n,); for points, also their coordinates (n, 2) float32."""
+    uint8 (n,) (float32 targets (n,) for a regression dataset, whose one class is "value"); for points, also their
+    coordinates (n, 2) float32."""
 
     name: str
     train_x: np.ndarray
@@ -33,6 +34,11 @@ class Dataset:
     classes: tuple[str, ...]
     train_xy: np.ndarray | None = None
     test_xy: np.ndarray | None = None
+
+    @property
+    def regression(self) -> bool:
+        """Whether the labels are float targets (a regression dataset of points: one output named "value")."""
+        return self.train_y.dtype.kind == "f"
 
     @property
     def num_features(self) -> int:
@@ -101,7 +107,8 @@ def _plane_dataset(source: str, o: PlaneOptions) -> Dataset:
     xy, y, k = plane.points(source, o.points, o.noise, o.classes, rng)
     train, test = plane.split(len(y), o.test_ratio, rng)
     x = plane.features(xy, o.features)
-    return Dataset(source, x[train], y[train], x[test], y[test], tuple(str(c) for c in range(k)), xy[train], xy[test])
+    classes = tuple(str(c) for c in range(k)) if k else ("value",)  # regression: one output, the target
+    return Dataset(source, x[train], y[train], x[test], y[test], classes, xy[train], xy[test])
 
 
 def load_dataset(

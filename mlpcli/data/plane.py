@@ -3,6 +3,11 @@
     circle   two classes: a disc inside a ring          xor     two classes: the four quadrants
     gauss    two Gaussian clusters                      spiral  K interleaved arms (2 by default)
     moons    two interleaved half moons                 blobs   K Gaussian clusters (3 by default)
+    reg-plane    regression: a value rising across the plane, from -1 to 1
+    reg-gauss    regression: six Gaussian bumps, three at +1 and three at -1
+
+The two regression datasets (TensorFlow Playground's) give each point a float32 target in [-1, 1]
+instead of a class: a network fits them with one linear output and squared error.
 
 Every dataset draws `points` points with coordinates in about [-6, 6] from its own random stream
 (the run's seed), adds Gaussian noise of `noise` times the dataset's scale, and keeps `test_ratio`
@@ -99,9 +104,42 @@ DATASETS: dict[str, tuple[Callable[[int, int, np.random.Generator], tuple[Array,
 }
 
 
+def _reg_plane(n: int, rng: np.random.Generator) -> tuple[Array, Array]:
+    xy = rng.uniform(-SCALE, SCALE, (n, 2))
+    return xy, (xy[:, 0] + xy[:, 1]) / (2 * SCALE)
+
+
+# reg-gauss's bumps: (x, y) as fractions of SCALE, and the sign of the target at the centre
+BUMPS = np.array(
+    [[-0.66, 0.42, 1], [0, 0.42, -1], [0.66, 0.42, 1], [-0.66, -0.42, -1], [0, -0.42, 1], [0.66, -0.42, -1]]
+)
+
+
+def _reg_gauss(n: int, rng: np.random.Generator) -> tuple[Array, Array]:
+    xy = rng.uniform(-SCALE, SCALE, (n, 2))
+    centers, signs = BUMPS[:, :2] * SCALE, BUMPS[:, 2]
+    dist = np.linalg.norm(xy[:, None, :] - centers[None], axis=2)  # (n, 6)
+    height = signs * np.clip(1 - dist / (0.33 * SCALE), 0, 1)  # 1 at a centre, 0 a third of SCALE away
+    return xy, height[np.arange(n), np.abs(height).argmax(axis=1)]  # the strongest bump at each point
+
+
+# Regression datasets: name -> generator of (xy (n, 2), target (n,) in [-1, 1]). Noise moves the points after
+# their targets are drawn, so a noisy point carries the value of where it was.
+REGRESSION: dict[str, Callable[[int, np.random.Generator], tuple[Array, Array]]] = {
+    "reg-plane": _reg_plane,
+    "reg-gauss": _reg_gauss,
+}
+NOISE_SCALE = SCALE
+
+
+def is_regression(source: str) -> bool:
+    """Whether a data.dataset names a regression dataset of points (float targets, no classes)."""
+    return source in REGRESSION
+
+
 def is_plane(source: str) -> bool:
     """Whether a data.dataset names a dataset of points (a name above, or a CSV of x1,x2,label)."""
-    if source in DATASETS:
+    if source in DATASETS or source in REGRESSION:
         return True
     if source.lower().endswith(".csv") and Path(source).is_file():
         with open(source, encoding="utf-8-sig") as fh:
@@ -113,7 +151,16 @@ def is_plane(source: str) -> bool:
 def points(
     source: str, count: int, noise: float, classes: int | None, rng: np.random.Generator
 ) -> tuple[Array, Array, int]:
-    """(xy float32 (n, 2), labels uint8 (n,), number of classes) of a dataset of points."""
+    """(xy float32 (n, 2), labels uint8 (n,), number of classes) of a dataset of points; for a regression dataset
+    (xy, targets float32 (n,) in [-1, 1], 0). DataError naming the key that is out of range."""
+    if source in REGRESSION:
+        if classes is not None:
+            raise DataError(f"data.classes: {source} is a regression dataset (targets, not classes); leave it unset")
+        if not 1 <= count <= MAX_POINTS:
+            raise DataError(f"data.points: must be 1 to {MAX_POINTS:,} (got {count})")
+        xy, t = REGRESSION[source](count, rng)
+        xy = xy + rng.normal(0, noise * NOISE_SCALE, xy.shape) if noise else xy
+        return xy.astype(np.float32), t.astype(np.float32), 0
     if source in DATASETS:
         generate, default_k, scale = DATASETS[source]
         k = classes or default_k

@@ -69,7 +69,8 @@ def fit_normalizer(
 
 
 def validation_split(labels: np.ndarray, size: int | float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded, class-stratified split: (train indices, validation indices), each sorted.
+    """Seeded, class-stratified split: (train indices, validation indices), each sorted (float targets of a
+    regression dataset: a plain random split).
 
     size: a count (int >= 0) or a fraction in [0, 1). Each class gives its share of the
     validation set, rounded by largest remainder so the total is exactly the requested size.
@@ -80,6 +81,9 @@ def validation_split(labels: np.ndarray, size: int | float, rng: np.random.Gener
         raise ValueError(f"validation size {size} leaves no training data (the split has {n} samples)")
     if count == 0:
         return np.arange(n), np.arange(0)
+    if labels.dtype.kind == "f":  # regression targets: no classes to stratify by
+        val = np.sort(rng.permutation(n)[:count])
+        return np.setdiff1d(np.arange(n), val), val
     classes, class_counts = np.unique(labels, return_counts=True)
     exact = class_counts * count / n
     take = np.floor(exact).astype(int)

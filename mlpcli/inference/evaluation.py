@@ -30,6 +30,8 @@ class Evaluation:
     def mistakes(self, limit: int | None = None) -> list[dict[str, int | float]]:
         """Misclassified images, most confident first: index in the split, true and predicted class, confidence."""
         r = self.report
+        if self.labels.dtype.kind == "f":  # regression targets: no classes to mistake
+            return []
         wrong = np.flatnonzero(r.predictions != self.labels)
         wrong = wrong[np.argsort(-r.confidences[wrong], kind="stable")][:limit]
         return [

@@ -9,7 +9,7 @@ import numpy as np
 
 from mlpcli.data.prepare import Normalizer
 from mlpcli.nn.activations import get_output
-from mlpcli.nn.losses import get_loss
+from mlpcli.nn.losses import count_right, get_loss
 from mlpcli.nn.mlp import MLP
 
 CHUNK = 5000
@@ -66,8 +66,13 @@ def _loss_sum(logits: np.ndarray, labels: np.ndarray, loss: str, output: str) ->
 def evaluate_arrays(
     model: MLP, normalizer: Normalizer, x: np.ndarray, y: np.ndarray, loss: str, full: bool = False
 ) -> Report:
-    """Evaluate on uint8 images x (n, d) and labels y (n,); full adds top-3, confusion and predictions."""
+    """Evaluate on uint8 images x (n, d) and labels y (n,); full adds top-3, confusion and predictions.
+
+    Float targets y (n,) (a regression dataset of points, one linear output) are scored by the loss and by
+    nn.losses.count_right (within nn.losses.TOLERANCE of the target); full adds nothing for them (no
+    classes: no top-3, confusion or predicted classes)."""
     start = time.perf_counter()
+    regression = y.dtype.kind == "f"
     n, k = int(y.shape[0]), model.layer_sizes[-1]
     total, correct, top3 = 0.0, 0, 0
     preds = np.empty(n, dtype=np.int64)
@@ -76,18 +81,20 @@ def evaluate_arrays(
     for lo in range(0, n, CHUNK):
         hi = min(lo + CHUNK, n)
         logits = model.logits(normalizer.apply(x[lo:hi], out=buf[: hi - lo]))
-        labels = y[lo:hi].astype(np.int64)
+        labels = y[lo:hi] if regression else y[lo:hi].astype(np.int64)
         total += _loss_sum(logits, labels, loss, model.output)
+        correct += count_right(logits, labels)
+        if regression:
+            continue
         pred = logits.argmax(axis=1)
         preds[lo:hi] = pred
-        correct += int(np.count_nonzero(pred == labels))
         if full:
             conf[lo:hi] = model.output_activation.fn(logits).max(axis=1)
             if k >= 3:
                 top = np.argpartition(-logits, 2, axis=1)[:, :3]
                 top3 += int(np.count_nonzero((top == labels[:, None]).any(axis=1)))
     report = Report(n=n, loss=total / max(n, 1), accuracy=correct / max(n, 1))
-    if full:
+    if full and not regression:
         report.top3_accuracy = top3 / max(n, 1) if k >= 3 else None
         cm = np.zeros((k, k), dtype=np.int64)
         np.add.at(cm, (y.astype(np.int64), preds), 1)

@@ -25,8 +25,23 @@ def one_hot(labels: Array, num_classes: int, dtype: np.dtype | type = np.float32
 
 
 def _dense(targets: Array, k: int, dtype: np.dtype) -> Array:
-    """Float targets (n, k) from integer labels (n,) or float targets (n, k)."""
-    return one_hot(targets, k, dtype) if targets.ndim == 1 else targets
+    """Float targets (n, k) from integer labels (n,), float targets (n, k), or one output's float targets (n,)."""
+    if targets.ndim == 1:
+        return targets.astype(dtype)[:, None] if targets.dtype.kind == "f" else one_hot(targets, k, dtype)
+    return targets
+
+
+TOLERANCE = 0.1  # a regression output this close to its target counts as right (count_right)
+
+
+def count_right(z: Array, targets: Array) -> int:
+    """How many of n samples the network gets right, from z^L (n, k) and integer labels (n,): argmax z = label.
+
+    For float targets (n,) of one linear output (a regression dataset of points, targets in [-1, 1]) a sample is
+    right when its output is within TOLERANCE of its target (a twentieth of the targets' range)."""
+    if targets.dtype.kind == "f":
+        return int(np.count_nonzero(np.abs(z[:, 0] - targets) <= TOLERANCE))
+    return int(np.count_nonzero(z.argmax(axis=1) == targets))
 
 
 class Loss:

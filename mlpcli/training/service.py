@@ -17,7 +17,7 @@ from mlpcli.data.augment import Distortion
 from mlpcli.data.batches import BatchStream, Split
 from mlpcli.data.load import Dataset, PlaneOptions, load_dataset
 from mlpcli.data.prepare import Normalizer, fit_normalizer, validation_split
-from mlpcli.errors import MlpcliError, Terminated, TrainingDiverged
+from mlpcli.errors import ConfigError, MlpcliError, Terminated, TrainingDiverged
 from mlpcli.events import Callback, EpochEnd, History, Message, emit
 from mlpcli.factory import build_model, build_optimizer
 from mlpcli.files import checkpoint
@@ -100,7 +100,10 @@ def ensure_writable(folder: Path) -> None:
 
 
 def missing_classes(dataset: Dataset, train_rows: np.ndarray, val_rows: np.ndarray) -> list[str]:
-    """One warning per class with no example in the training split: the network can never learn to predict it."""
+    """One warning per class with no example in the training split: the network can never learn to predict it
+    (none for a regression dataset: it has targets, not classes)."""
+    if dataset.regression:
+        return []
     k = len(dataset.classes)
     in_train = np.bincount(dataset.train_y[train_rows].astype(np.int64), minlength=k)
     in_val = np.bincount(dataset.train_y[val_rows].astype(np.int64), minlength=k)
@@ -140,6 +143,11 @@ def prepare(cfg: ExperimentConfig, *, offline: bool = False, callbacks: list[Cal
         tr, va = validation_split(dataset.train_y, cfg.data.validation, split_rng)
     except ValueError as exc:
         raise MlpcliError(f"data.validation: {exc}") from None
+    if dataset.regression and (cfg.loss != "mse" or cfg.model.output != "linear"):
+        raise ConfigError(
+            f"{cfg.data.dataset} is a regression dataset (targets from -1 to 1): set loss: mse and "
+            f"model.output: linear (got {cfg.loss} and {cfg.model.output})"
+        )
     for warning in missing_classes(dataset, tr, va):
         emit(callbacks, Message(warning, "warning"))
     train = Split(dataset.train_x, dataset.train_y, tr)  # the training rows, without copying them
@@ -244,6 +252,8 @@ def _try_write_status(folder: RunFolder, status: RunStatus) -> None:
 def _at_chance(p: Prepared, test: Report | None) -> bool:
     """Whether the run ended no better than always answering the most common class (+1 point)."""
     rows = p.history.rows
+    if p.dataset.regression:
+        return False
     if test is not None:
         counts, accuracy = np.bincount(p.dataset.test_y.astype(np.int64)).tolist(), test.accuracy
     elif rows and rows[-1].get("val_accuracy") is not None and p.val is not None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from mlpcli.nn.losses import count_right
 from mlpcli.nn.mlp import MLP, Masks, count_parameters
 from mlpcli.training.shard_process import HelperFailed, ShardHelper, supported
 
@@ -54,11 +55,11 @@ def shard_gradients(
     net: MLP, loss_fn: Any, x: np.ndarray, y: np.ndarray, masks: Masks | None, n: int, scale: float
 ) -> tuple[float, int]:
     """One shard of a batch of n rows into net.grads: forward, the loss's delta weighted by the shard's share
-    of the batch (times scale), backward. x: (rows, inputs) in the model dtype, y: int labels (rows,).
+    of the batch (times scale), backward. x: (rows, inputs) in the model dtype, y: int labels (rows,) or float targets.
     Returns the shard's loss times its share, and how many of its rows the network got right. The training
     process and the shard helper process both run exactly this, so a shard's bits do not depend on where."""
     z = net.forward_train(x, None, masks)
-    right = int(np.count_nonzero(z.argmax(axis=1) == y))
+    right = count_right(z, y)
     loss, delta = loss_fn(z, y, net.output_activation)
     share = x.shape[0] / n
     weight = scale * share
@@ -102,7 +103,7 @@ class ShardedGradients:
         first = (xb[:h], yb[:h], model.dropout_masks(h, rng), n, scale)
         second = (xb[h:], yb[h:], model.dropout_masks(n - h, rng), n, scale)
         self._largest = max(self._largest, n)
-        if workers >= 2:
+        if workers >= 2 and yb.dtype.kind != "f":  # the helper's shared labels are int64; targets stay here
             helper = self._ready_helper(self._largest - (self._largest + 1) // 2)
             if helper is not None:
                 try:

@@ -33,7 +33,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlpcli.data.plane import DATASETS, FEATURES
+from mlpcli.data.plane import DATASETS, FEATURES, REGRESSION
 from mlpcli.errors import MissingExtra, MlpcliError
 from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.optimizers import OPTIMIZERS
@@ -105,7 +105,8 @@ def create_app(hosts: tuple[str, ...] = (), origins: tuple[str, ...] = (), sessi
     @app.get("/api/datasets")
     def datasets() -> Any:
         return {
-            "datasets": [*DATASETS, DIGITS],
+            "datasets": [*DATASETS, *REGRESSION, DIGITS],
+            "regression": list(REGRESSION),
             "features": list(FEATURES),
             "activations": list(ACTIVATIONS),
             "can_die": [name for name, spec in ACTIVATIONS.items() if spec.can_die],  # the registry's facts

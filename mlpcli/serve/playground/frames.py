@@ -7,7 +7,8 @@ Layout (little-endian), so the page reads it with typed-array views and no parsi
     8 .. 8+H     the header: UTF-8 JSON, space-padded; its keys are listed in FrameHeader
     then         float32: the parameters, layer by layer W^l (fan_in x fan_out, row-major) then b^l
     then         uint8: the boundary, the winning class of each of grid x grid points (row 0 at the bottom)
-    then         uint8: the boundary's confidence, (p_max - 1/k) / (1 - 1/k) scaled to 0-255
+    then         uint8: the boundary's confidence, (p_max - 1/k) / (1 - 1/k) scaled to 0-255; for a regression
+                 dataset (header["regression"]) the output's value on the units' scale below, and zeros before
     then         uint8: every hidden unit's output over a map x map grid, layer by layer, unit by unit, on
                  one fixed scale: -1 -> 0, 0 -> 127.5, +1 -> 255 (clipped), as TensorFlow Playground's
     then         uint8: (only when header["focus"] is set) the focused unit's output at grid x grid

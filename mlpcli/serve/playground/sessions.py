@@ -23,7 +23,7 @@ import numpy as np
 
 from mlpcli.config import ExperimentConfig, config_from_dict, dump_config
 from mlpcli.config_numbers import FLOAT32_MAX
-from mlpcli.data.plane import is_plane
+from mlpcli.data.plane import is_plane, is_regression
 from mlpcli.errors import ConfigError, MlpcliError
 from mlpcli.factory import build_optimizer
 from mlpcli.inference.boundary import bounds_of
@@ -100,7 +100,11 @@ def playground_config(doc: Any, folder: Path | None = None) -> ExperimentConfig:
         data["dataset"] = str(write_points(points, folder))
         doc["data"] = data
     raw = _merge(DEFAULTS, doc)
-    if raw.get("data", {}).get("dataset") == DIGITS:  # digits mode: a small MLP on the shipped sample
+    dataset = raw.get("data", {}).get("dataset")
+    if isinstance(dataset, str) and is_regression(dataset):  # one linear output and squared error, unless given
+        raw.setdefault("loss", "mse")
+        raw["model"] = {"output": "linear", **raw["model"]}
+    if dataset == DIGITS:  # digits mode: a small MLP on the shipped sample
         raw["data"] = {**raw["data"], "validation": 0}
         raw["model"] = {**DEFAULTS["model"], "hidden": [32], "activation": "relu", **(doc.get("model") or {})}
     cfg = config_from_dict(raw, "config")
@@ -244,6 +248,7 @@ class Session:
             "bounds": self.bounds,
             "classes": list(d.classes),
             "features": list(self.cfg.data.features),
+            "regression": d.regression,
         }
 
     def frame(self, size: int = 64) -> dict[str, Any]:
@@ -299,8 +304,11 @@ class Session:
         d = self.p.dataset
         with np.errstate(all="ignore"):
             o = self.p.model.forward(self.train_inputs).astype(np.float64)
-        t = np.zeros_like(o)
-        t[np.arange(len(o)), d.train_y[: len(o)]] = 1.0
+        if d.regression:  # one output and its targets
+            t = d.train_y[: len(o)].astype(np.float64)[:, None]
+        else:
+            t = np.zeros_like(o)
+            t[np.arange(len(o)), d.train_y[: len(o)]] = 1.0
         return {
             "sigmoid_mse": frames.finite(float(np.mean(np.abs(o * (1 - o) * (o - t))))) or 0.0,
             "cross_entropy": frames.finite(float(np.mean(np.abs(o - t)))) or 0.0,
@@ -327,7 +335,10 @@ class Session:
         out = acts[-1]
         g, m = frames.GRID, frames.MAP
         pick = np.rint(np.linspace(0, g - 1, m)).astype(int)
-        maps = [out.argmax(axis=1).astype(np.uint8), frames.scaled_units(frames.confidence(out) * 2 - 1)]
+        if self.p.dataset.regression:  # the output's value on the units' diverging scale; no winner
+            maps = [np.zeros(g * g, np.uint8), frames.scaled_units(out[:, 0])]
+        else:
+            maps = [out.argmax(axis=1).astype(np.uint8), frames.scaled_units(frames.confidence(out) * 2 - 1)]
         for a in acts[:-1]:
             small = a.reshape(g, g, -1)[np.ix_(pick, pick)]
             maps.append(frames.scaled_units(np.moveaxis(small, 2, 0)))
@@ -349,6 +360,7 @@ class Session:
             "grid": g,
             "map": m,
             "classes": int(out.shape[1]),
+            "regression": self.p.dataset.regression,
             "focus": list(focus) if focus is not None else None,
             "lr": self.optimizer.base_lr,
             "done": self.stepper.done,
@@ -499,6 +511,7 @@ def preview(dataset: str, noise: float = 0.0, points: int = 200) -> dict[str, An
     xy = np.concatenate([d.train_xy, d.test_xy])
     return {
         "xy": xy.round(3).tolist(),
-        "label": np.concatenate([d.train_y, d.test_y]).tolist(),
+        "label": np.concatenate([d.train_y, d.test_y]).round(4).tolist(),
         "bounds": bounds_of(xy),
+        "regression": d.regression,
     }

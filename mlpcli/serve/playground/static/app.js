@@ -45,6 +45,14 @@ const LUT = diverging();
 
 function clone(x) { return JSON.parse(JSON.stringify(x)); }
 
+function isRegression(name) { return !!meta && meta.regression.includes(name); }
+
+function pointColour(label, regression) {  // a class's colour, or a target's on the diverging scale (-1 .. 1)
+  if (!regression) return COLORS[label % 10];
+  const t = Math.max(-1, Math.min(1, label)), c = t < 0 ? NEG : POS, a = Math.abs(t);
+  return c.map((v) => Math.round(255 - (255 - v) * a));
+}
+
 async function api(method, path, body) {
   const res = await fetch(path, {
     method,
@@ -71,6 +79,10 @@ function complete(doc) {  // a config document with every section the page edits
   const out = Object.assign(clone(DEFAULT), clone(doc || {}));
   for (const k of SECTIONS) out[k] = Object.assign(clone(DEFAULT[k]), (doc && doc[k]) || {});
   out.loss = out.loss || DEFAULT.loss;
+  if (isRegression(out.data.dataset)) {  // unless the document says otherwise: one linear output, squared error
+    if (!(doc && doc.model && doc.model.output)) out.model.output = "linear";
+    if (!(doc && doc.loss)) out.loss = "mse";
+  }
   return out;
 }
 
@@ -133,7 +145,10 @@ function showControls() {
   fill($("activation"), meta.activations, Array.isArray(m.activation) ? m.activation[0] : m.activation);
   fill($("points"), CHOICES.points, d.points);
   fill($("ratio"), CHOICES.ratio, d.test_ratio, (v) => `${Math.round(v * 100)}%`);
-  $("head").value = m.output === "sigmoid" ? "sigmoid" : "softmax";
+  const regression = isRegression(d.dataset);
+  $("head").value = regression ? "linear" : m.output === "sigmoid" ? "sigmoid" : "softmax";
+  for (const o of $("head").options) o.disabled = regression !== (o.value === "linear");
+  $("clickadd-label").hidden = regression;
   $("noise").value = Math.round((d.noise || 0) * 100);
   $("noise-v").textContent = $("noise").value;
   for (const b of $("datasets").children) b.classList.toggle("on", b.dataset.name === d.dataset);
@@ -344,6 +359,8 @@ async function datasetButtons() {
       ownPoints = null;
       clearPreset();
       config.data.dataset = name;
+      if (isRegression(name)) { config.model.output = "linear"; config.loss = "mse"; }
+      else if (config.model.output === "linear") { config.model.output = "softmax"; config.loss = "cross_entropy"; }
       if (name === "mnist-sample") { config.model.hidden = [32]; config.model.activation = "relu"; config.train.batch_size = 50; }
       else if (config.model.hidden.length === 1 && config.model.hidden[0] === 32) config.model.hidden = [8, 8];
       restart();
@@ -363,7 +380,7 @@ function drawDigitIcon(c) {
 function previewPoints(c, p) {
   const g = c.getContext("2d"), [x0, x1, y0, y1] = p.bounds;
   p.xy.forEach(([x, y], i) => {
-    const [R, G, B] = COLORS[p.label[i] % 10];
+    const [R, G, B] = pointColour(p.label[i], p.regression);
     g.fillStyle = `rgb(${R},${G},${B})`;
     g.fillRect(((x - x0) / (x1 - x0)) * c.width - 1, c.height - ((y - y0) / (y1 - y0)) * c.height - 1, 2, 2);
   });
@@ -380,19 +397,21 @@ function drawPoints() {  // the points, on their own canvas over the heat map: d
   if (!points) return;
   const [x0, x1, y0, y1] = points.bounds, r = 3.2 * scale;
   const draw = (set, ring) => set.xy.forEach(([x, y], i) => {
-    const [R, G, B] = COLORS[set.label[i] % 10];
+    const [R, G, B] = pointColour(set.label[i], points.regression);
     g.beginPath();
     g.arc(((x - x0) / (x1 - x0)) * w, h - ((y - y0) / (y1 - y0)) * h, r, 0, 2 * Math.PI);
     g.fillStyle = `rgb(${R},${G},${B})`; g.fill();
     g.lineWidth = 1.2 * scale; g.strokeStyle = ring; g.stroke();
   });
-  draw(points.train, "#fff");
+  draw(points.train, points.regression ? "#555" : "#fff");  // a target near 0 is white: ring it dark
   if ($("showtest").checked) draw(points.test, "#000");
 }
 
-function classLegend(k) {
+function classLegend(k, regression) {
   const box = $("class-legend");
   box.innerHTML = "";
+  box.dataset.kind = regression ? "regression" : String(k);
+  if (regression) { box.textContent = "the output’s value and the points’ targets, on the scale above (−1 to 1); accuracy counts outputs within 0.1 of their target"; return; }
   for (let c = 0; c < k; c++) {
     const s = document.createElement("span"), i = document.createElement("i");
     i.style.background = `rgb(${COLORS[c % 10].join(",")})`;
@@ -431,6 +450,17 @@ function paintBoundary(frame) {
     return;
   }
   const img = imageOf(c, n), px = img.data, discrete = $("discrete").checked;
+  if (header.regression) {  // the output's value on the diverging scale; discretized, its sign
+    const words = new Uint32Array(px.buffer);
+    for (let r = 0; r < n; r++) {
+      for (let q = 0; q < n; q++) {
+        const v = maps[area + r * n + q];
+        words[(n - 1 - r) * n + q] = LUT[discrete ? (v >= 128 ? 255 : 0) : v];
+      }
+    }
+    c.getContext("2d").putImageData(img, 0, 0);
+    return;
+  }
   for (let r = 0; r < n; r++) {
     for (let q = 0; q < n; q++) {
       const src = r * n + q, dst = ((n - 1 - r) * n + q) * 4;
@@ -507,7 +537,7 @@ function buildNetwork(sizes) {  // the drawing's nodes and edges, made once per 
     if (l === 0 || l === sizes.length - 1) {
       const t = document.createElement("span");
       t.className = "label";
-      t.textContent = l === 0 ? (names[i] || "") : `class ${i}`;
+      t.textContent = l === 0 ? (names[i] || "") : (isRegression(config.data.dataset) ? "value" : `class ${i}`);
       Object.assign(t.style, l === 0 ? { right: `${W - x + node / 2 + 3}px`, top: `${y - 7}px` } : { left: `${x + node / 2 + 3}px`, top: `${y - 7}px` });
       box.appendChild(t);
     }
@@ -760,7 +790,8 @@ function paint() {  // once per display frame: the newest frame only, then tell 
       showMetrics(frame.header);
       drawCurves();
     }
-    if (frame.header.classes !== $("class-legend").childElementCount) classLegend(frame.header.classes);
+    const kind = frame.header.regression ? "regression" : String(frame.header.classes);
+    if ($("class-legend").dataset.kind !== kind) classLegend(frame.header.classes, frame.header.regression);
   }
   if (received) { send({ ack: received }); received = 0; }
 }
