@@ -1,8 +1,8 @@
 """mlpcli: multi-layer perceptrons on MNIST-style digits, from scratch in NumPy."""
 
-__version__ = "0.1.0"
+from mlpcli.version import __version__
 
-__all__ = ["MlpcliError", "evaluate", "load", "train"]
+__all__ = ["MlpcliError", "__version__", "evaluate", "load", "train"]
 
 
 def __getattr__(name: str) -> object:

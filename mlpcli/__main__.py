@@ -1,5 +1,5 @@
 """`python -m mlpcli`."""
 
-from mlpcli.cli import main
+from mlpcli.cli.main import main
 
 main()

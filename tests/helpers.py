@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
-from mlpcli.cli import app
+from mlpcli.cli.main import app
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 

@@ -98,10 +98,65 @@ def test_help_imports_no_heavy_library() -> None:
     code = (
         "import sys\n"
         "sys.argv = ['mlpcli', '--help']\n"
-        "from mlpcli.cli import main\n"
+        "from mlpcli.cli.main import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('numpy', 'PIL', 'requests', 'pydantic', 'yaml') if m in sys.modules]\n"
         "sys.stderr.write(repr(heavy))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stderr.strip() == "[]"
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _edges(path: Path, modules: set[str]) -> set[str]:
+    """The mlpcli modules a module imports, at the top or inside functions; not those under TYPE_CHECKING, nor
+    the package's lazy hand-out of its Python API (mlpcli/__init__.py's __getattr__)."""
+    tree = ast.parse(path.read_text())
+    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+               for n in ast.walk(node)}  # fmt: skip
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out.update(f"{node.module}.{alias.name}" for alias in node.names)
+    if path == PACKAGE / "__init__.py":
+        out = {m for m in out if not m.startswith("mlpcli.api")}
+    return {m for m in out if m in modules} - {_module(path)}
+
+
+def test_no_import_cycles() -> None:
+    modules = {_module(p): p for p in MODULES}
+    graph = {name: _edges(path, set(modules)) for name, path in modules.items()}
+    done: set[str] = set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            raise AssertionError("import cycle: " + " -> ".join([*trail[trail.index(name) :], name]))
+        if name in done:
+            return
+        for other in sorted(graph[name]):
+            visit(other, [*trail, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+
+
+def test_deep_modules_take_the_version_from_its_own_module() -> None:
+    for path in MODULES:
+        if path != PACKAGE / "__init__.py":
+            assert "from mlpcli import __version__" not in path.read_text(), _relative(path)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_relative)
+def test_modules_stay_small(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= 400, f"{_relative(path)} has {lines} lines: split it by what each part does"

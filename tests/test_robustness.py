@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
-from mlpcli.cli import app
+from mlpcli.cli.main import app
 from mlpcli.config import config_from_dict, load_config
 from mlpcli.data import download
 from mlpcli.data.cache import matches

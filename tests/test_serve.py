@@ -17,7 +17,7 @@ from helpers import chromium
 from PIL import Image
 from typer.testing import CliRunner
 
-from mlpcli.cli import app as cli_app
+from mlpcli.cli.main import app as cli_app
 from mlpcli.data.load import load_dataset
 from mlpcli.files import checkpoint
 

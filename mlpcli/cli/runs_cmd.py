@@ -1,4 +1,4 @@
-"""`mlpcli runs` and `mlpcli compare`."""
+"""`mlpcli runs`, `mlpcli compare` and `mlpcli plot`: the run folders, side by side, and drawn."""
 
 from __future__ import annotations
 
@@ -160,3 +160,49 @@ def _render(doc: dict[str, Any]) -> None:
     for label, r in zip(labels, doc["runs"]):
         curves.add_row(label, *[sparkline(r["curves"][k]) for k in ("val_accuracy", "val_loss", "train_loss")])
     console.print(curves)
+
+
+def plot(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder holding metrics.csv.")],
+    out: Annotated[Path | None, typer.Option("--out", help="PNG file (default RUN_DIR/curves.png).")] = None,
+) -> None:
+    """Write the run's learning curves as a PNG, and for points in the plane (playground datasets) its decision
+    boundary with the points as RUN_DIR/boundary.png (needs matplotlib, the optional plot extra)."""
+    from mlpcli.errors import MlpcliError
+    from mlpcli.runs.folder import RunFolder
+    from mlpcli.runs.plots import write_curves_png
+
+    with user_errors():
+        run = RunFolder(run_dir)
+        rows = run.read_metrics()
+        if not rows:
+            raise MlpcliError(f"{run.metrics}: no epochs recorded yet")
+        name = run_dir.resolve().parent.name
+        target = write_curves_png(rows, out or run.curves, title=f"{name} {run_dir.name}")
+        console.print(f"wrote {target}")
+        boundary = _boundary(run)
+        if boundary is not None:
+            console.print(f"wrote {boundary}")
+
+
+def _boundary(run: Any) -> Path | None:
+    """RUN/boundary.png for a run on points in the plane, else None."""
+    from mlpcli.config import load_config
+    from mlpcli.data.load import PlaneOptions, load_dataset
+    from mlpcli.data.plane import is_plane
+    from mlpcli.inference.boundary import bounds_of, decision_grid
+    from mlpcli.inference.predictor import Predictor
+    from mlpcli.runs.plots import write_boundary_png
+
+    if not run.config.is_file() or not run.checkpoint.is_file():
+        return None
+    cfg = load_config(run.config)
+    if not is_plane(cfg.data.dataset):
+        return None
+    data = load_dataset(cfg.data.dataset, plane=PlaneOptions.of(cfg.data, cfg.seed))
+    grid = decision_grid(Predictor.load(run.checkpoint), cfg.data.features, bounds_of(data.train_xy, data.test_xy), 160)
+    out = run.path / "boundary.png"
+    title = f"{cfg.name}: {', '.join(cfg.data.features)} -> {cfg.model.hidden} {cfg.model.activation}"
+    return write_boundary_png(
+        grid.xs, grid.ys, grid.probabilities, (data.train_xy, data.train_y), (data.test_xy, data.test_y), out, title
+    )

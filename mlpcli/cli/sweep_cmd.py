@@ -32,7 +32,7 @@ class SweepTable:
 
     def __call__(self, event: Any) -> None:
         from mlpcli.events import Message
-        from mlpcli.sweep.driver import SweepStart, TrialEnded, TrialEpoch, TrialStarted
+        from mlpcli.sweep.events import SweepStart, TrialEnded, TrialEpoch, TrialStarted
 
         if isinstance(event, Message):
             warn(event.text) if event.level == "warning" else note(event.text)
@@ -114,7 +114,8 @@ def sweep(
 
     from rich.live import Live
 
-    from mlpcli.sweep.driver import SweepInvalid, run_sweep
+    from mlpcli.sweep.driver import run_sweep
+    from mlpcli.sweep.events import SweepInvalid
     from mlpcli.sweep.executors import EXECUTORS
 
     if executor not in EXECUTORS:

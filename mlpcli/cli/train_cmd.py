@@ -1,4 +1,4 @@
-"""`mlpcli train`, `mlpcli config ...` and `mlpcli plot`."""
+"""`mlpcli train`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from mlpcli.cli import complete
+from mlpcli.cli.config_cmd import SetOpt
 from mlpcli.cli.render import (
     architecture_table,
     console,
@@ -19,10 +20,6 @@ from mlpcli.cli.render import (
     user_errors,
 )
 
-config_app = typer.Typer(
-    help="The shipped configs, a resolved config, or the config's JSON Schema.", no_args_is_help=True
-)
-
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
@@ -32,7 +29,6 @@ ConfigOpt = Annotated[
         autocompletion=complete.configs,
     ),
 ]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a key: --set optimizer.lr=0.1 (repeatable).")]
 
 
 def _header(p: Any, run_dir: Path) -> None:
@@ -225,101 +221,3 @@ def _summary(result: Any, json_out: bool, quiet: bool) -> None:
     best = f"best epoch {result.history.best_epoch}, by {metric_words(result.history.monitor)}{stop}"
     console.print(f"{tested}({best}); {doc['train_seconds']:.1f} s of training, {result.seconds:.1f} s in all")
     console.print(f"checkpoint: {result.checkpoint}  (resume from {result.last})")
-
-
-@config_app.command("show")
-def config_show(
-    config: Annotated[
-        Path | None,
-        typer.Argument(help="Experiment YAML file or a shipped config's name (default: the built-in defaults)."),
-    ] = None,
-    set_: SetOpt = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """Print the resolved config with every default filled in (mlpcli config show mnist > my.yaml starts your own)."""
-    from mlpcli.config import dump_config, load_config
-
-    with user_errors(json_out):
-        cfg = load_config(config, list(set_ or []))
-        if json_out:
-            print_json(cfg.model_dump(mode="json"))
-        else:
-            typer.echo(dump_config(cfg), nl=False)
-
-
-@config_app.command("list")
-def config_list(json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
-    """The configs shipped with mlpcli: give a name to --config, or copy one with config show NAME > my.yaml."""
-    from mlpcli.config import SHIPPED, shipped_configs
-
-    rows = []
-    for rel in shipped_configs():
-        lines = (SHIPPED / rel).read_text(encoding="utf-8").splitlines()
-        about = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("#") and len(ln) > 2), "")
-        rows.append({"name": rel.with_suffix("").as_posix(), "about": about, "path": str(SHIPPED / rel)})
-    if json_out:
-        print_json(rows)
-        return
-    from rich.table import Table
-
-    table = Table(show_edge=False)
-    table.add_column("name", no_wrap=True)
-    table.add_column("about", overflow="fold")
-    for row in rows:
-        table.add_row(row["name"], row["about"])
-    console.print(table)
-    console.print(f"(in {SHIPPED})", style="dim")
-
-
-@config_app.command("schema")
-def config_schema() -> None:
-    """Print the config's JSON Schema (for editors' YAML language servers)."""
-    from mlpcli.config import json_schema
-
-    print_json(json_schema())
-
-
-def plot(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder holding metrics.csv.")],
-    out: Annotated[Path | None, typer.Option("--out", help="PNG file (default RUN_DIR/curves.png).")] = None,
-) -> None:
-    """Write the run's learning curves as a PNG, and for points in the plane (playground datasets) its decision
-    boundary with the points as RUN_DIR/boundary.png (needs matplotlib, the optional plot extra)."""
-    from mlpcli.errors import MlpcliError
-    from mlpcli.runs.folder import RunFolder
-    from mlpcli.runs.plots import write_curves_png
-
-    with user_errors():
-        run = RunFolder(run_dir)
-        rows = run.read_metrics()
-        if not rows:
-            raise MlpcliError(f"{run.metrics}: no epochs recorded yet")
-        name = run_dir.resolve().parent.name
-        target = write_curves_png(rows, out or run.curves, title=f"{name} {run_dir.name}")
-        console.print(f"wrote {target}")
-        boundary = _boundary(run)
-        if boundary is not None:
-            console.print(f"wrote {boundary}")
-
-
-def _boundary(run: Any) -> Path | None:
-    """RUN/boundary.png for a run on points in the plane, else None."""
-    from mlpcli.config import load_config
-    from mlpcli.data.load import PlaneOptions, load_dataset
-    from mlpcli.data.plane import is_plane
-    from mlpcli.inference.boundary import bounds_of, decision_grid
-    from mlpcli.inference.predictor import Predictor
-    from mlpcli.runs.plots import write_boundary_png
-
-    if not run.config.is_file() or not run.checkpoint.is_file():
-        return None
-    cfg = load_config(run.config)
-    if not is_plane(cfg.data.dataset):
-        return None
-    data = load_dataset(cfg.data.dataset, plane=PlaneOptions.of(cfg.data, cfg.seed))
-    grid = decision_grid(Predictor.load(run.checkpoint), cfg.data.features, bounds_of(data.train_xy, data.test_xy), 160)
-    out = run.path / "boundary.png"
-    title = f"{cfg.name}: {', '.join(cfg.data.features)} -> {cfg.model.hidden} {cfg.model.activation}"
-    return write_boundary_png(
-        grid.xs, grid.ys, grid.probabilities, (data.train_xy, data.train_y), (data.test_xy, data.test_y), out, title
-    )

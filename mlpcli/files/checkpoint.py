@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from mlpcli import __version__
 from mlpcli.errors import CheckpointError
 from mlpcli.files.atomic import atomic_open
 from mlpcli.files.checkpoint_meta import FORMAT, VERSION, fail, parse_meta
 from mlpcli.files.npz import Header, NpzError, SafeNpz
 from mlpcli.nn.activations import activation_params
+from mlpcli.version import __version__
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from mlpcli.errors import ConfigError, MissingExtra, MlpcliError
 from mlpcli.events import Callback, Message, emit
 from mlpcli.files.atomic import write_bytes, write_text
 from mlpcli.runs.folder import RunFolder
+from mlpcli.sweep.events import SweepInvalid, SweepStart, TrialEnded, TrialEpoch, TrialStarted
 from mlpcli.sweep.executors import EXECUTORS, make_executor
 from mlpcli.sweep.spec import SweepSpec, check_trials, decode, encode, load_sweep, trial_overrides
 from mlpcli.sweep.trial import TrialSpec
@@ -26,58 +26,6 @@ from mlpcli.training.threads import usable_cores
 log = logging.getLogger(__name__)
 
 STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
-
-
-class SweepInvalid(MlpcliError):
-    """Some trial configs would be invalid; `problems` has one line per bad trial."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__(f"{len(problems)} trial config(s) would be invalid")
-        self.problems = problems
-
-
-@dataclass(frozen=True)
-class SweepStart:
-    """A sweep begins (or resumes with `done` trials already finished)."""
-
-    name: str
-    folder: str
-    trials: int
-    parallel: int
-    threads: int
-    where: str
-    done: int
-    rerun: int
-    metric: str = "value"
-
-
-@dataclass(frozen=True)
-class TrialStarted:
-    """A trial was sent to a worker."""
-
-    number: int
-    params: dict[str, Any]
-    run_dir: str
-
-
-@dataclass(frozen=True)
-class TrialEpoch:
-    """A worker finished an epoch of a trial."""
-
-    number: int
-    epoch: int
-    value: float | None
-    pruning: bool
-
-
-@dataclass(frozen=True)
-class TrialEnded:
-    """A trial ended: complete, pruned or failed (with the reason)."""
-
-    number: int
-    state: str
-    value: float | None
-    reason: str | None
 
 
 def _import_optuna() -> Any:

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from mlpcli import __version__
 from mlpcli.errors import MissingExtra, MlpcliError
 from mlpcli.files.atomic import atomic_open
 from mlpcli.files.checkpoint import Checkpoint
 from mlpcli.nn.activations import ACTIVATIONS, OUTPUTS, OnnxNode
+from mlpcli.version import __version__
 
 OPSET = 17
 SUMMARY = "ONNX, normalization included: raw 0-255 pixels in, probabilities out"

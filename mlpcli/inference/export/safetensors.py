@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from mlpcli import __version__
 from mlpcli.errors import MissingExtra, MlpcliError
 from mlpcli.files.atomic import atomic_open
 from mlpcli.files.checkpoint import Checkpoint
+from mlpcli.version import __version__
 
 SUMMARY = "safetensors: weights named as a PyTorch nn.Sequential of Linear layers, normalization in the metadata"
 

@@ -42,7 +42,8 @@ from mlpcli.serve.guard import Guard
 from mlpcli.serve.parse import parse_json
 from mlpcli.serve.playground.live import Flooded, Live
 from mlpcli.serve.playground.presets import PRESETS
-from mlpcli.serve.playground.sessions import DIGITS, LIMITS, Sessions, imported, preview
+from mlpcli.serve.playground.sessions import Sessions
+from mlpcli.serve.playground.setup import DIGITS, LIMITS, imported, preview
 
 try:  # the optional serve extra; FastAPI reads the endpoints' annotations from this module's globals
     from fastapi import Request, WebSocket

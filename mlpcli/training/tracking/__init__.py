@@ -9,35 +9,13 @@ these and an entry in TRACKERS (and its name in config.TrackerName, which a test
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from mlpcli.events import Callback, Message, emit
-from mlpcli.runs.folder import RunFolder, RunStatus
+from mlpcli.runs.folder import RunStatus
+from mlpcli.training.tracking.base import TrackedRun, Tracker
 
-
-@dataclass
-class TrackedRun:
-    """What a tracker sees of a run: its folder, the prepared training (config, model, data), its labels."""
-
-    folder: RunFolder
-    prepared: Any  # mlpcli.training.service.Prepared
-    labels: dict[str, Any] = field(default_factory=dict)  # sweep, trial, mlflow_parent
-
-
-class Tracker:
-    """The tracker interface (each method may raise; the caller switches a failing tracker off)."""
-
-    name = ""
-
-    def start(self, run: TrackedRun) -> None:
-        """The run begins (or resumes)."""
-
-    def epoch(self, run: TrackedRun, row: dict[str, Any]) -> None:
-        """An epoch ended: row is its metrics.csv row."""
-
-    def end(self, run: TrackedRun, status: RunStatus) -> None:
-        """The run ended (finished, interrupted, diverged, failed, pruned)."""
+__all__ = ["TRACKERS", "TrackedRun", "Tracker", "Trackers"]
 
 
 def _tensorboard() -> Tracker:

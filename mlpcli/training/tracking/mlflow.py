@@ -13,11 +13,11 @@ import os
 import time
 from typing import Any
 
-from mlpcli import __version__
 from mlpcli.config import flatten
 from mlpcli.errors import MissingExtra
 from mlpcli.runs.folder import RunStatus
-from mlpcli.training.tracking import TrackedRun, Tracker
+from mlpcli.training.tracking.base import TrackedRun, Tracker
+from mlpcli.version import __version__
 
 STATES = {"finished": "FINISHED", "interrupted": "KILLED", "pruned": "KILLED"}
 BATCH = 100  # MLflow takes at most this many parameters per call

@@ -16,7 +16,7 @@ import numpy as np
 from mlpcli.config import dump_config, flatten
 from mlpcli.errors import MissingExtra
 from mlpcli.runs.folder import RunStatus
-from mlpcli.training.tracking import TrackedRun, Tracker
+from mlpcli.training.tracking.base import TrackedRun, Tracker
 
 SCALARS = {
     "train_loss": "loss/train",
