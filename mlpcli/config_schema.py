@@ -12,12 +12,13 @@ from pydantic import (
     Field,
     StrictInt,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
 
 from mlpcli.config_numbers import strict_number
-from mlpcli.nn.activations import ACTIVATIONS, OUTPUTS
+from mlpcli.nn.activations import ACTIVATION_PARAMS, ACTIVATIONS, OUTPUTS
 from mlpcli.nn.losses import COMPATIBLE_OUTPUTS, LOSSES
 from mlpcli.nn.mlp import INITS, count_parameters
 from mlpcli.nn.optimizers import OPTIMIZERS
@@ -108,8 +109,9 @@ class DataConfig(StrictModel):
         return self
 
 
-class ModelConfig(StrictModel):
-    """The network: hidden layer sizes, activations, initialization, dropout."""
+class ModelSection(StrictModel):
+    """The network: hidden layer sizes, activations, initialization, dropout (ModelConfig adds the activations'
+    parameters from their registry)."""
 
     hidden: list[int] = Field([256, 128], description="hidden layer sizes; [] is softmax regression")
     activation: Union[ActivationName, list[ActivationName]] = Field(
@@ -122,10 +124,9 @@ class ModelConfig(StrictModel):
     max_norm: float = Field(
         0.0, ge=0.0, description="after every step, cap each hidden unit's incoming weight norm at this (0 = off)"
     )
-    leaky_slope: float = Field(0.01, ge=0.0, lt=1.0, description="negative slope of leaky_relu")
 
     @model_validator(mode="after")
-    def _one_per_layer(self) -> ModelConfig:
+    def _one_per_layer(self) -> ModelSection:
         if isinstance(self.activation, list) and len(self.activation) != len(self.hidden):
             raise ValueError(
                 f"activation: {len(self.activation)} names for {len(self.hidden)} hidden layers (give one per layer)"
@@ -133,7 +134,7 @@ class ModelConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _sizes(self) -> ModelConfig:
+    def _sizes(self) -> ModelSection:
         for i, size in enumerate(self.hidden):
             if size < 1:
                 raise ValueError(f"hidden.{i}: must be >= 1 (got {size})")
@@ -144,6 +145,19 @@ class ModelConfig(StrictModel):
                 f"the limit is {MAX_PARAMETERS:,}"
             )
         return self
+
+
+# The model section with one key per activation parameter (leaky_slope, ...), each with the range and
+# description its registry entry gives: a new parameterized activation needs its entry only.
+ModelConfig = create_model(
+    "ModelConfig",
+    __base__=ModelSection,
+    __module__=__name__,
+    __doc__="The network: hidden layer sizes, activations and their parameters, initialization, dropout.",
+    **{
+        key: (float, Field(p.default, ge=p.low, lt=p.high, description=p.about)) for key, p in ACTIVATION_PARAMS.items()
+    },
+)
 
 
 class OptimizerConfig(StrictModel):

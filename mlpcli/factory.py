@@ -48,8 +48,13 @@ def build_model(
     return net
 
 
-def build_optimizer(optimizer: OptimizerConfig) -> Optimizer:
-    """The optimizer the config's `optimizer` section names, given the settings its registry entry reads."""
+def build_optimizer(optimizer: OptimizerConfig, model: MLP | None = None, *, fold: bool = False) -> Optimizer:
+    """The optimizer the config's `optimizer` section names, given the settings its registry entry reads, fully
+    configured: its penalties on model's weights only (MLP.decay_mask(); without a model, the whole buffer), and
+    fold (the rate carried by the gradients: training.loop.folds_rate says when a run may)."""
     spec = OPTIMIZERS[optimizer.name]
     values = optimizer.model_dump()
-    return make_optimizer(optimizer.name, optimizer.lr, **{k: values[k] for k in spec.settings})
+    mask = model.decay_mask() if model is not None else None
+    return make_optimizer(
+        optimizer.name, optimizer.lr, fold=fold, decay_mask=mask, **{k: values[k] for k in spec.settings}
+    )

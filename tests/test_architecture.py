@@ -116,8 +116,10 @@ def _edges(path: Path, modules: set[str]) -> set[str]:
     """The mlpcli modules a module imports, at the top or inside functions; not those under TYPE_CHECKING, nor
     the package's lazy hand-out of its Python API (mlpcli/__init__.py's __getattr__)."""
     tree = ast.parse(path.read_text())
-    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-               for n in ast.walk(node)}  # fmt: skip
+    guarded = [
+        node for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+    ]
+    skipped = {id(n) for node in guarded for n in ast.walk(node)}
     out: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in skipped:

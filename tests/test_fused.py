@@ -15,7 +15,7 @@ from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP
 from mlpcli.nn.optimizers import OPTIMIZERS, make_optimizer
 from mlpcli.training import service as training
-from mlpcli.training.loop import LoopSettings, step_path
+from mlpcli.training.loop import LoopSettings, Stepper, folds_rate, step_path
 
 SIZES = [20, 16, 12, 5]
 FOLDING = [name for name, spec in OPTIMIZERS.items() if spec.make(0.1).folds_lr]  # from the registry
@@ -30,7 +30,6 @@ def _batches(steps: int, n: int = 32, seed: int = 1) -> list[tuple[np.ndarray, n
 
 def _step(model: MLP, opt, loss_name: str, x, y, lr: float) -> float:
     """One step as fit() takes it; opt.fold says whether the learning rate is folded in."""
-    opt.decay_mask = model.decay_mask()
     scale = opt.begin_step(lr)
     z = model.forward_train(x, np.random.default_rng(7))  # the same dropout masks on both sides
     value, delta = get_loss(loss_name)(z, y, model.output_activation)
@@ -42,9 +41,10 @@ def _step(model: MLP, opt, loss_name: str, x, y, lr: float) -> float:
 
 
 def _pair(name: str, lr: float, wd: float = 0.0):
-    plain, fast = make_optimizer(name, lr, weight_decay=wd), make_optimizer(name, lr, weight_decay=wd)
-    fast.fold = True
-    return plain, fast
+    """The plain and the fused optimizer, each configured when built (the weights' slices: SIZES's layout)."""
+    mask = MLP(SIZES, "relu").decay_mask()
+    plain = make_optimizer(name, lr, weight_decay=wd, decay_mask=mask)
+    return plain, make_optimizer(name, lr, weight_decay=wd, decay_mask=mask, fold=True)
 
 
 CASES = [
@@ -101,9 +101,33 @@ def test_a_zero_learning_rate_takes_the_plain_step() -> None:
 def test_optimizers_that_cannot_fold_ignore_the_request() -> None:
     """Adam divides by the gradients' own scale: asked to fold, it still takes gradients as they are."""
     for name, spec in OPTIMIZERS.items():
-        opt = spec.make(0.1)
-        opt.fold = True
-        assert opt.begin_step(0.1) == (0.1 if opt.folds_lr else 1.0), name
+        opt = spec.make(0.1, fold=True)
+        assert opt.fold == opt.folds_lr and opt.begin_step(0.1) == (0.1 if opt.folds_lr else 1.0), name
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_a_step_never_writes_into_the_gradients_it_was_lent(name) -> None:
+    rng = np.random.default_rng(0)
+    for fold in (False, True):
+        opt = make_optimizer(name, 0.1, fold=fold, weight_decay=1e-3)
+        for _ in range(3):
+            params, grads = rng.standard_normal(50).astype(np.float32), rng.standard_normal(50).astype(np.float32)
+            lent = grads.copy()
+            opt.begin_step(0.1)
+            opt.step(params, grads)
+            np.testing.assert_array_equal(grads, lent, err_msg=f"{name} fold={fold}")
+
+
+def test_the_loop_configures_nothing_on_the_optimizer(tmp_path) -> None:
+    p = training.prepare(load_config(None, [*SMALL, "train.epochs=1", "optimizer.name=nesterov"]))
+    settings = LoopSettings.from_config(p.cfg, p.val)
+    opt = make_optimizer("nesterov", 0.1, fold=True, decay_mask=p.model.decay_mask())
+    before = dict(vars(opt))
+    Stepper(p.model, opt, p.batches, settings, p.state)
+    assert {k: v for k, v in vars(opt).items() if k != "state"} == {k: v for k, v in before.items() if k != "state"}
+    with pytest.raises(ValueError, match="plain gradients"):
+        diagnostics = LoopSettings.from_config(load_config(None, [*SMALL, "train.diagnostics=true"]), None)
+        Stepper(p.model, opt, p.batches, diagnostics, p.state)
 
 
 SMALL = [
@@ -160,4 +184,5 @@ def test_step_path_names_the_reason() -> None:
     settings = LoopSettings.from_config(load_config(None, [*SMALL, "train.diagnostics=true"]), None)
     assert step_path(make_optimizer("momentum", 0.1), settings) == "plain (gradient diagnostics)"
     settings = LoopSettings.from_config(load_config(None, [*SMALL, "model.dropout=0.5"]), None)
-    assert step_path(make_optimizer("momentum", 0.1), settings) == "fused"
+    assert step_path(make_optimizer("momentum", 0.1, fold=folds_rate(settings)), settings) == "fused"
+    assert step_path(make_optimizer("adam", 0.1, fold=folds_rate(settings)), settings) == "plain (optimizer Adam)"

@@ -100,7 +100,7 @@ def test_leaky_relu_default_slope() -> None:
     np.testing.assert_allclose(leaky.fn(np.array([-2.0, 3.0])), [-0.02, 3.0])
     z = np.array([-2.0, 3.0])
     np.testing.assert_allclose(leaky.grad(z, leaky.fn(z)), [0.01, 1.0])
-    custom = get_activation("leaky_relu", 0.2)
+    custom = get_activation("leaky_relu", leaky_slope=0.2)
     np.testing.assert_allclose(custom.fn(np.array([-2.0])), [-0.4])
 
 
@@ -124,3 +124,17 @@ def test_activations_are_stable_for_huge_inputs(name: str, dtype: type) -> None:
             assert np.all(np.isfinite(ACTIVATIONS[name].grad(z, a)))
     assert np.all(np.isfinite(a))
     assert a.dtype == dtype
+
+
+def test_an_activations_parameters_come_from_its_registry_entry(tmp_path) -> None:
+    """A parameter is checked by its entry's range wherever it enters: the network, the config, a checkpoint."""
+    from mlpcli.config import ModelConfig
+    from mlpcli.nn.activations import ACTIVATION_PARAMS, ACTIVATIONS
+
+    assert {k for spec in ACTIVATIONS.values() for k in spec.params} == set(ACTIVATION_PARAMS)
+    for key, param in ACTIVATION_PARAMS.items():
+        field = ModelConfig.model_fields[key]  # one config key per parameter, with the entry's default and words
+        assert field.default == param.default and field.description == param.about
+    with pytest.raises(ValueError, match=r"leaky_slope must be a number in \[0, 1\)"):
+        get_activation("leaky_relu", leaky_slope=1.5)
+    get_activation("relu", leaky_slope=1.5)  # an activation ignores the parameters it does not take

@@ -9,7 +9,7 @@ from typing import Any
 
 from mlpcli.errors import CheckpointError
 from mlpcli.files.npz import Header, NpzError, SafeNpz
-from mlpcli.nn.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE, OUTPUTS
+from mlpcli.nn.activations import ACTIVATION_PARAMS, ACTIVATIONS, OUTPUTS
 from mlpcli.nn.losses import LOSSES
 
 FORMAT = "mlpcli.checkpoint"
@@ -137,10 +137,15 @@ def _check_meta_fields(path: Path, meta: dict[str, Any], sizes: list[int]) -> No
     model = (meta.get("config") or {}).get("model")
     if model is not None and not isinstance(model, dict):
         raise fail(path, f"meta.config.model must be a mapping, found {type(model).__name__}")
-    slope = (model or {}).get("leaky_slope")
-    slope = DEFAULT_LEAKY_SLOPE if slope is None else slope
-    if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not 0 <= slope < 1:
-        raise fail(path, f"meta.config.model.leaky_slope must be a number in [0, 1), found {_show(slope)}")
+    for key, param in ACTIVATION_PARAMS.items():  # every activation's parameters, by the registry
+        value = (model or {}).get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not param.low <= value < param.high
+        ):
+            raise fail(
+                path,
+                f"meta.config.model.{key} must be a number in [{param.low:g}, {param.high:g}), found {_show(value)}",
+            )
     loss = (meta.get("config") or {}).get("loss") or "cross_entropy"
     if not isinstance(loss, str) or loss not in LOSSES:
         raise fail(path, f"meta.config.loss {_show(loss)} is not one of {', '.join(LOSSES)}")

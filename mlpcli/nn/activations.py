@@ -28,6 +28,24 @@ Array = np.ndarray
 
 DEFAULT_LEAKY_SLOPE = 0.01
 
+
+@dataclass(frozen=True)
+class Param:
+    """An activation's parameter: its default, the range [low, high) it must lie in, and what it is (its config
+    key's description, under `model`)."""
+
+    default: float
+    low: float
+    high: float
+    about: str
+
+    def check(self, name: str, value: float) -> float:
+        """value as a float; ValueError unless it is in [low, high)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.low <= value < self.high:
+            raise ValueError(f"{name} must be a number in [{self.low:g}, {self.high:g}), got {value!r}")
+        return float(value)
+
+
 # An ONNX node as plain data: (op type, inputs, attributes). Inputs name "x" (the
 # activation's input), "n0", "n1", ... (earlier nodes' outputs) or are float constants.
 # The last node's output is the activation. mlpcli/inference/export builds the graph.
@@ -186,7 +204,7 @@ class ActivationSpec:
     """A registry entry: a hidden activation, its derivative and its facts.
 
     fn(z, out=None, **params) -> a; grad(z, a, out=None, **params) -> da/dz.
-    params: the activation's parameters with defaults (config keys under `model`).
+    params: the activation's parameters (config keys under `model`, stored with checkpoints), each a Param.
     can_die: whether its derivative is exactly zero on a whole half-line (ReLU), so a unit can stop
     learning for good; grad_max: the largest value of its derivative for one that saturates (sigmoid
     1/4, tanh 1), None for one that does not. dead() and saturated() apply the two rules.
@@ -199,7 +217,7 @@ class ActivationSpec:
     grad: Callable[..., Array]
     formula: str
     onnx: Callable[[dict[str, float]], list[OnnxNode]]
-    params: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Param] = field(default_factory=dict)
     can_die: bool = False
     grad_max: float | None = None
 
@@ -222,9 +240,8 @@ class ActivationSpec:
 
     def bind(self, **params: float) -> Activation:
         """The functions with this activation's parameters fixed (defaults for those not given)."""
-        values = {k: float(params.get(k, v)) for k, v in self.params.items()}
-        if "leaky_slope" in values and not 0.0 <= values["leaky_slope"] < 1.0:
-            raise ValueError(f"leaky ReLU slope must be in [0, 1), got {values['leaky_slope']}")
+        given = {k: params[k] if params.get(k) is not None else p.default for k, p in self.params.items()}
+        values = {k: p.check(k, given[k]) for k, p in self.params.items()}
         if not values:
             return Activation(self.fn, self.grad, self)
         fn, grad = self.fn, self.grad
@@ -279,6 +296,9 @@ def _leaky_onnx(params: dict[str, float]) -> list[OnnxNode]:
     return [("LeakyRelu", ("x",), {"alpha": float(params.get("leaky_slope", DEFAULT_LEAKY_SLOPE))})]
 
 
+_LEAKY_SLOPE = Param(DEFAULT_LEAKY_SLOPE, 0.0, 1.0, "negative slope of leaky_relu, in [0, 1)")
+
+
 # The registry: config choices, the network-file schema, gradient checks, diagnostics,
 # ONNX export and checkpoint parameters all derive from it.
 ACTIVATIONS: dict[str, ActivationSpec] = {
@@ -300,13 +320,16 @@ ACTIVATIONS: dict[str, ActivationSpec] = {
             leaky_relu_grad,
             "max(z, slope z)",
             _leaky_onnx,
-            params={"leaky_slope": DEFAULT_LEAKY_SLOPE},
+            params={"leaky_slope": _LEAKY_SLOPE},
         ),
         ActivationSpec("linear", linear, linear_grad, "z", _op("Identity")),
         ActivationSpec("gelu", gelu, gelu_grad, "z/2 (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))", _gelu_onnx),
         ActivationSpec("silu", silu, silu_grad, "z sigmoid(z)", _silu_onnx),
     )
 }
+
+# Every activation parameter by its config key (the config schema and the checkpoint checks read this).
+ACTIVATION_PARAMS: dict[str, Param] = {k: p for spec in ACTIVATIONS.values() for k, p in spec.params.items()}
 
 OUTPUTS: dict[str, Output] = {
     "softmax": Output(softmax, softmax_vjp, _op("Softmax", axis=1)),
@@ -336,17 +359,18 @@ def activation_params(name: str | list[str], values: dict[str, Any]) -> dict[str
     for one in [name] if isinstance(name, str) else name:
         spec = ACTIVATIONS.get(one)
         if spec is not None:
-            out.update({k: float(values.get(k) if values.get(k) is not None else v) for k, v in spec.params.items()})
+            out.update(
+                {k: float(values.get(k) if values.get(k) is not None else p.default) for k, p in spec.params.items()}
+            )
     return out
 
 
-def get_activation(name: str, leaky_slope: float | None = None, **params: float) -> Activation:
-    """Look an activation up by its config name and bind its parameters (leaky_relu takes its slope)."""
+def get_activation(name: str, **params: float) -> Activation:
+    """Look an activation up by its config name and bind its parameters (those it takes: its registry entry's
+    params; the rest are ignored). ValueError for an unknown name or a parameter out of its range."""
     spec = ACTIVATIONS.get(name)
     if spec is None:
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
-    if leaky_slope is not None:
-        params["leaky_slope"] = leaky_slope
     return spec.bind(**{k: v for k, v in params.items() if k in spec.params})
 
 

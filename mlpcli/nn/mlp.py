@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlpcli.nn.activations import (
-    DEFAULT_LEAKY_SLOPE,
     Output,
     activation_params,
     get_activation,
@@ -35,6 +34,18 @@ def count_parameters(layer_sizes: Sequence[int]) -> tuple[int, int, int]:
     weights = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
     biases = sum(layer_sizes[1:])
     return weights, biases, weights + biases
+
+
+def layout(layer_sizes: Sequence[int]) -> dict[str, tuple[slice, tuple[int, ...]]]:
+    """The one layout of a network's parameters in its flat buffer: W1, b1, W2, b2, ... in that order, each as
+    (its slice of the buffer, its shape); W^l is (fan_in, fan_out), b^l (fan_out,)."""
+    out, offset = {}, 0
+    for l, (fan_in, fan_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:]), start=1):
+        for name, shape in ((f"W{l}", (fan_in, fan_out)), (f"b{l}", (fan_out,))):
+            size = int(np.prod(shape))
+            out[name] = (slice(offset, offset + size), shape)
+            offset += size
+    return out
 
 
 def _he(rng: np.random.Generator, fan_in: int, fan_out: int) -> Array:
@@ -98,7 +109,6 @@ class MLP:
         params: dict[str, Array] | None = None,
         dropout: float = 0.0,
         input_dropout: float = 0.0,
-        leaky_slope: float = DEFAULT_LEAKY_SLOPE,
         dtype: np.dtype | type = np.float32,
         **activation_kwargs: float,
     ) -> None:
@@ -112,9 +122,8 @@ class MLP:
         self.layer_sizes = [int(s) for s in layer_sizes]
         self.activation, self.output = activation, output
         self.dropout, self.input_dropout = float(dropout), float(input_dropout)
-        self.leaky_slope = float(leaky_slope)
         self.dtype = np.dtype(dtype)
-        given = {"leaky_slope": leaky_slope, **activation_kwargs}
+        given = dict(activation_kwargs)  # the activations' parameters (e.g. leaky_slope), by the registry's keys
         self.activations = per_layer(activation, len(self.layer_sizes) - 2)  # one name per hidden layer
         self._acts_fn = [get_activation(a, **given) for a in self.activations]
         self.activation_params = activation_params(activation, given)  # e.g. {"leaky_slope": 0.01}
@@ -146,13 +155,7 @@ class MLP:
 
     def _slices(self, buf: Array) -> dict[str, Array]:
         """W1, b1, W2, b2, ... as views of one flat buffer, in that order (the layout of flat and grad_flat)."""
-        views, offset = {}, 0
-        for l, (fan_in, fan_out) in enumerate(zip(self.layer_sizes[:-1], self.layer_sizes[1:]), start=1):
-            for name, shape in ((f"W{l}", (fan_in, fan_out)), (f"b{l}", (fan_out,))):
-                size = fan_in * fan_out if len(shape) == 2 else fan_out
-                views[name] = buf[offset : offset + size].reshape(shape)
-                offset += size
-        return views
+        return {name: buf[part].reshape(shape) for name, (part, shape) in layout(self.layer_sizes).items()}
 
     def _adopt(self, params: dict[str, Array]) -> None:
         """Copy params into one contiguous buffer and keep views of it (and likewise for gradients)."""
@@ -345,12 +348,7 @@ class MLP:
 
     def decay_mask(self) -> list[slice]:
         """Which parts of the flat buffer weight decay applies to: every W^l, never a bias, as slices of flat."""
-        slices, offset = [], 0
-        for l in range(1, self.num_layers + 1):
-            size_w, size_b = self.params[f"W{l}"].size, self.params[f"b{l}"].size
-            slices.append(slice(offset, offset + size_w))
-            offset += size_w + size_b
-        return slices
+        return [part for name, (part, _) in layout(self.layer_sizes).items() if name.startswith("W")]
 
     def loss_and_grads(
         self,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,21 @@ class Optimizer:
 
     folds_lr = False  # whether it can take gradients that already carry the learning rate
 
-    def __init__(self, lr: float, weight_decay: float = 0.0, decoupled: bool = False, l1: float = 0.0) -> None:
+    def __init__(
+        self,
+        lr: float,
+        weight_decay: float = 0.0,
+        decoupled: bool = False,
+        l1: float = 0.0,
+        *,
+        fold: bool = False,
+        decay_mask: Sequence[slice] | None = None,
+    ) -> None:
+        """lr: the base learning rate (a public setting: a schedule or the playground changes it); weight_decay,
+        l1: the penalties (L2 added to the gradients, or with decoupled=True shrinking the weights apart);
+        fold: take gradients that already carry the rate (the fused step; only where folds_lr); decay_mask:
+        the slices of the flat buffer the penalties apply to (MLP.decay_mask(): the weights, never a bias;
+        None: all of it). ValueError for a rate <= 0 or a negative penalty."""
         if not lr > 0:
             raise ValueError(f"learning rate must be > 0, got {lr}")
         if not weight_decay >= 0:
@@ -51,8 +66,8 @@ class Optimizer:
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
         self.decoupled = decoupled
-        self.decay_mask: Sequence[slice] | None = None  # None: decay the whole buffer
-        self.fold = False  # set by the loop when it folds the rate (only where folds_lr)
+        self.decay_mask: Sequence[slice] | None = decay_mask  # None: decay the whole buffer
+        self.fold = bool(fold) and self.folds_lr  # whether the gradients it is given carry the rate
         self.state: dict[str, Array] = {}
         self.t = 0
         self._scale = 1.0  # the folded state holds scale * (the plain state)
@@ -140,9 +155,15 @@ class Momentum(Optimizer):
     folds_lr = True
 
     def __init__(
-        self, lr: float, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0, l1: float = 0.0
+        self,
+        lr: float,
+        momentum: float = 0.9,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        l1: float = 0.0,
+        **layout: Any,
     ) -> None:
-        super().__init__(lr, weight_decay, l1=l1)
+        super().__init__(lr, weight_decay, l1=l1, **layout)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.momentum = float(momentum)
@@ -168,10 +189,11 @@ class Momentum(Optimizer):
         u *= u.dtype.type(self.momentum * self.lr / self._scale)
         u += g
         self._scale = self.lr
-        if self.nesterov:  # W <- W - lr (g + mu v) = W - (lr g + mu u); g is free to reuse after
+        if self.nesterov:  # W <- W - lr (g + mu v) = W - (lr g + mu u); g stays as it was lent
+            tmp = self._buffer("_tmp", p)
             p -= g
-            np.multiply(u, u.dtype.type(self.momentum), out=g)
-            p -= g
+            np.multiply(u, u.dtype.type(self.momentum), out=tmp)
+            p -= tmp
         else:
             p -= u
 
@@ -199,8 +221,9 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
         decoupled: bool = False,
         l1: float = 0.0,
+        **layout: Any,
     ) -> None:
-        super().__init__(lr, weight_decay, decoupled, l1)
+        super().__init__(lr, weight_decay, decoupled, l1, **layout)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {beta}")
@@ -230,6 +253,11 @@ class Adam(Optimizer):
         p -= tmp
 
 
+def _layout(options: dict[str, Any]) -> dict[str, Any]:
+    """The construction options every optimizer takes (fold, decay_mask), out of a registry call's keywords."""
+    return {k: options[k] for k in ("fold", "decay_mask") if k in options}
+
+
 @dataclass(frozen=True)
 class OptimizerSpec:
     """A registry entry: a factory taking the config's optimizer settings, and the keys it reads.
@@ -245,28 +273,34 @@ class OptimizerSpec:
 # The optimizer registry: config name -> entry. Config choices, tests and docs derive from it.
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     "sgd": OptimizerSpec(
-        lambda lr, weight_decay=0.0, l1=0.0, **_: SGD(lr, weight_decay, l1=l1), ("weight_decay", "l1"), "W -= lr g"
+        lambda lr, weight_decay=0.0, l1=0.0, **kw: SGD(lr, weight_decay, l1=l1, **_layout(kw)),
+        ("weight_decay", "l1"),
+        "W -= lr g",
     ),
     "momentum": OptimizerSpec(
-        lambda lr, momentum=0.9, weight_decay=0.0, l1=0.0, **_: Momentum(lr, momentum, False, weight_decay, l1),
+        lambda lr, momentum=0.9, weight_decay=0.0, l1=0.0, **kw: Momentum(
+            lr, momentum, False, weight_decay, l1, **_layout(kw)
+        ),
         ("momentum", "weight_decay", "l1"),
         "v = mu v + g; W -= lr v",
     ),
     "nesterov": OptimizerSpec(
-        lambda lr, momentum=0.9, weight_decay=0.0, l1=0.0, **_: Momentum(lr, momentum, True, weight_decay, l1),
+        lambda lr, momentum=0.9, weight_decay=0.0, l1=0.0, **kw: Momentum(
+            lr, momentum, True, weight_decay, l1, **_layout(kw)
+        ),
         ("momentum", "weight_decay", "l1"),
         "W -= lr (g + mu v)",
     ),
     "adam": OptimizerSpec(
-        lambda lr, beta1=0.9, beta2=0.999, weight_decay=0.0, l1=0.0, **_: Adam(
-            lr, beta1, beta2, weight_decay=weight_decay, l1=l1
+        lambda lr, beta1=0.9, beta2=0.999, weight_decay=0.0, l1=0.0, **kw: Adam(
+            lr, beta1, beta2, weight_decay=weight_decay, l1=l1, **_layout(kw)
         ),
         ("beta1", "beta2", "weight_decay", "l1"),
         "Kingma & Ba 2015; weight decay as an L2 penalty",
     ),
     "adamw": OptimizerSpec(
-        lambda lr, beta1=0.9, beta2=0.999, weight_decay=0.0, l1=0.0, **_: Adam(
-            lr, beta1, beta2, weight_decay=weight_decay, decoupled=True, l1=l1
+        lambda lr, beta1=0.9, beta2=0.999, weight_decay=0.0, l1=0.0, **kw: Adam(
+            lr, beta1, beta2, weight_decay=weight_decay, decoupled=True, l1=l1, **_layout(kw)
         ),
         ("beta1", "beta2", "weight_decay", "l1"),
         "Loshchilov & Hutter 2019: Adam with decoupled weight decay W -= lr wd W",
@@ -274,9 +308,12 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
 }
 
 
-def make_optimizer(name: str, lr: float, **settings: float) -> Optimizer:
-    """Build an optimizer by its config name from the config's optimizer settings (momentum, beta1, ...)."""
+def make_optimizer(
+    name: str, lr: float, *, fold: bool = False, decay_mask: Sequence[slice] | None = None, **settings: float
+) -> Optimizer:
+    """Build an optimizer by its config name from the config's optimizer settings (momentum, beta1, ...), fully
+    configured: fold and decay_mask as Optimizer takes them. ValueError for an unknown name or a bad setting."""
     spec = OPTIMIZERS.get(name)
     if spec is None:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    return spec.make(lr, **settings)
+    return spec.make(lr, fold=fold, decay_mask=decay_mask, **settings)

@@ -113,15 +113,24 @@ def _monitor(metric: str, has_validation: bool) -> str:
     return metric if has_validation else metric.replace("val_", "train_")
 
 
+def folds_rate(settings: LoopSettings) -> bool:
+    """Whether a run's optimizer may fold the learning rate into the gradients (build it with fold=this): unless
+    train.fused is off or gradient diagnostics need the gradients themselves. Optimizers that cannot fold (Adam)
+    ignore it."""
+    return settings.fused and not settings.diagnostics
+
+
 def step_path(optimizer: Optimizer, settings: LoopSettings) -> str:
     """Which training step fit() takes: "fused" (the rate folded into the gradients), or "plain" with the reason."""
+    if optimizer.fold:
+        return "fused"
     if not settings.fused:
         return "plain (train.fused is off)"
     if not optimizer.folds_lr:  # Adam divides by the gradients' own scale
         return f"plain (optimizer {type(optimizer).__name__})"
     if settings.diagnostics:  # gradient norms need the gradients themselves
         return "plain (gradient diagnostics)"
-    return "fused"
+    return "plain (the optimizer was built without fold)"
 
 
 def _improved(value: float, best: float | None, higher_better: bool) -> bool:
@@ -173,8 +182,8 @@ class Stepper:
     ) -> None:
         self.model, self.optimizer, self.batches, self.settings, self.state = model, optimizer, batches, settings, state
         self.callbacks = callbacks
-        optimizer.fold = step_path(optimizer, settings) == "fused"
-        optimizer.decay_mask = model.decay_mask()
+        if optimizer.fold and settings.diagnostics:
+            raise ValueError("gradient diagnostics need plain gradients: build the optimizer with fold=False")
         self.loss_fn = get_loss(settings.loss, settings.label_smoothing)
         self.gradients = ShardedGradients(model, self.loss_fn, settings.reproducible)
         self.workers = workers

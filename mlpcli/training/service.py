@@ -28,7 +28,7 @@ from mlpcli.inference.predictor import Predictor
 from mlpcli.lecture.diagnostics import lecture_warnings
 from mlpcli.nn.mlp import MLP
 from mlpcli.runs.folder import RunFolder, RunStatus, chance_accuracy, now_iso
-from mlpcli.training.loop import LoopSettings, LoopState, fit, step_path
+from mlpcli.training.loop import LoopSettings, LoopState, fit, folds_rate, step_path
 from mlpcli.training.shards import core_for_batches
 from mlpcli.training.snapshot import restore, save
 from mlpcli.training.threads import ThreadGovernor
@@ -276,7 +276,7 @@ def _train(
     for stale in remove_stale_temps(folder.path):
         log.info("removed %s, left by an interrupted write", stale)
     best_path, last_path = folder.checkpoint, folder.last
-    optimizer = build_optimizer(cfg.optimizer)
+    optimizer = build_optimizer(cfg.optimizer, p.model, fold=folds_rate(LoopSettings.from_config(cfg, p.val)))
     if resume is not None:
         optimizer.load_state_dict(restore(p, resume, folder))
     if not folder.config.exists():  # a resumed run keeps what its first epochs used; changes are in status.json

@@ -31,7 +31,7 @@ from mlpcli.lecture.diagnostics import layer_diagnostics, unit_health
 from mlpcli.serve.playground import frames
 from mlpcli.serve.playground.setup import DIGITS, LIMITS, playground_config
 from mlpcli.training import service as training
-from mlpcli.training.loop import LoopSettings, Stepper
+from mlpcli.training.loop import LoopSettings, Stepper, folds_rate
 from mlpcli.training.snapshot import save
 
 MAX_SESSIONS = 16
@@ -69,8 +69,8 @@ class Session:
         self.touched = time.monotonic()
         with threadpool_limits(1):
             self.p = training.prepare(cfg)
-        self.optimizer = build_optimizer(cfg.optimizer)
         self.settings = LoopSettings.from_config(cfg, self.p.val)
+        self.optimizer = build_optimizer(cfg.optimizer, self.p.model, fold=folds_rate(self.settings))
         self.stepper = Stepper(self.p.model, self.optimizer, self.p.batches, self.settings, self.p.state)
         self.steps = 0
         self.digits = cfg.data.dataset == DIGITS
