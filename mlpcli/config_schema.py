@@ -19,8 +19,9 @@ from pydantic import (
 
 from mlpcli.config_numbers import strict_number
 from mlpcli.nn.activations import ACTIVATION_PARAMS, ACTIVATIONS, OUTPUTS
+from mlpcli.nn.init import INITS
+from mlpcli.nn.layout import count_parameters
 from mlpcli.nn.losses import COMPATIBLE_OUTPUTS, LOSSES
-from mlpcli.nn.mlp import INITS, count_parameters
 from mlpcli.nn.optimizers import OPTIMIZERS
 from mlpcli.nn.schedules import SCHEDULES
 
@@ -117,8 +118,11 @@ class ModelSection(StrictModel):
     activation: Union[ActivationName, list[ActivationName]] = Field(
         "relu", description="hidden activation: one name for every hidden layer, or a list with one per layer"
     )
-    output: OutputName = "softmax"
-    init: InitName = "he"
+    output: OutputName = Field(
+        "softmax",
+        description="output activation: softmax (classes), sigmoid (the lecture's delta rule) or linear (regression)",
+    )
+    init: InitName = Field("he", description="initial weights: he, xavier (Glorot) or normal (N(0, 0.01)); biases 0")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="inverted dropout on hidden layers, in [0, 1)")
     input_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="inverted dropout on the input pixels, in [0, 1)")
     max_norm: float = Field(
@@ -163,7 +167,9 @@ ModelConfig = create_model(
 class OptimizerConfig(StrictModel):
     """How the weights move: the lecture's W <- W - lr dE/dW, with or without momentum, or Adam."""
 
-    name: OptimizerName = "momentum"
+    name: OptimizerName = Field(
+        "momentum", description="sgd, momentum, nesterov, adam, adamw (Adam with decoupled weight decay)"
+    )
     lr: float = Field(0.05, gt=0.0, description="learning rate (eta)")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="for momentum and nesterov")
     weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty (wd/2) sum W^2 added to the loss (not biases)")
@@ -175,7 +181,7 @@ class OptimizerConfig(StrictModel):
 class ScheduleConfig(StrictModel):
     """Learning rate over training, updated every batch."""
 
-    name: ScheduleName = "cosine"
+    name: ScheduleName = Field("cosine", description="the learning rate by batch: constant, step or cosine")
     warmup_epochs: float = Field(0, ge=0, description="linear warm-up from 0 over this many epochs")
     step_size: int = Field(10, ge=1, description="step: multiply lr by gamma every step_size epochs")
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="step: the factor")
@@ -207,8 +213,8 @@ class AugmentConfig(StrictModel):
 class EarlyStoppingConfig(StrictModel):
     """Stop when the monitored validation metric has not improved for patience epochs."""
 
-    patience: int = Field(5, ge=1)
-    metric: Literal["val_loss", "val_accuracy"] = "val_loss"
+    patience: int = Field(5, ge=1, description="epochs without improvement before training stops")
+    metric: Literal["val_loss", "val_accuracy"] = Field("val_loss", description="the validation metric watched")
 
 
 class EmaConfig(StrictModel):
@@ -221,8 +227,8 @@ class EmaConfig(StrictModel):
 class TrainConfig(StrictModel):
     """The loop: epochs, batch size, early stopping, float precision."""
 
-    epochs: int = Field(20, ge=1, le=1_000_000)
-    batch_size: int = Field(128, ge=1, le=65536)
+    epochs: int = Field(20, ge=1, le=1_000_000, description="passes over the training split (also --epochs)")
+    batch_size: int = Field(128, ge=1, le=65536, description="examples per optimizer step (mini-batch)")
     early_stopping: EarlyStoppingConfig | None = None
     best_by: Literal["val_loss", "val_accuracy"] = Field(
         "val_loss",
@@ -232,7 +238,7 @@ class TrainConfig(StrictModel):
     ema: EmaConfig | None = Field(
         None, description="average the weights: val_* and checkpoint.npz use the average, raw_val_* the raw weights"
     )
-    dtype: Literal["float32", "float64"] = "float32"
+    dtype: Literal["float32", "float64"] = Field("float32", description="the network's float type")
     diagnostics: bool = Field(False, description="per-layer saturation, dead units and gradient norms each epoch")
     threads: Union[Literal["auto"], StrictInt] = Field(
         "auto",
@@ -292,7 +298,10 @@ class ExperimentConfig(StrictModel):
     data: DataConfig = DataConfig()
     augment: AugmentConfig = AugmentConfig()
     model: ModelConfig = ModelConfig()
-    loss: LossName = "cross_entropy"
+    loss: LossName = Field(
+        "cross_entropy",
+        description="cross_entropy (needs softmax), mse (E = 1/2 sum (o - t)^2), bce (needs sigmoid)",
+    )
     label_smoothing: float = Field(
         0.0, ge=0.0, lt=1.0, description="cross_entropy: targets (1 - eps) onehot + eps / 10 (validation loss plain)"
     )

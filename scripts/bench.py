@@ -92,7 +92,7 @@ def products_seconds(n: int, threads: int, sizes: list[int] = SIZES, batch: int 
         return time.perf_counter() - start
 
 
-def torch_trainer(data: Dataset, threads: int, seed: int = 0) -> Any:
+def torch_trainer(data: Dataset, threads: int, seed: int = 0, sizes: list[int] = SIZES, batch: int = BATCH) -> Any:
     """A function that trains the same network with the same loop in PyTorch for one epoch, returning its seconds."""
     import torch
 
@@ -102,9 +102,9 @@ def torch_trainer(data: Dataset, threads: int, seed: int = 0) -> Any:
     x = torch.from_numpy(norm.apply(data.train_x))  # normalized once: PyTorch's usual, fastest set-up
     y = torch.from_numpy(data.train_y.astype(np.int64))
     layers: list[Any] = []
-    for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(torch.nn.Linear(a, b))
-        if i < len(SIZES) - 2:
+        if i < len(sizes) - 2:
             layers.append(torch.nn.ReLU())
     model = torch.nn.Sequential(*layers)
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
@@ -113,8 +113,8 @@ def torch_trainer(data: Dataset, threads: int, seed: int = 0) -> Any:
     def epoch() -> float:
         t = time.perf_counter()
         perm = torch.randperm(x.shape[0])
-        for start in range(0, x.shape[0], BATCH):
-            idx = perm[start : start + BATCH]
+        for start in range(0, x.shape[0], batch):
+            idx = perm[start : start + batch]
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(x[idx]), y[idx])
             loss.backward()
@@ -124,7 +124,7 @@ def torch_trainer(data: Dataset, threads: int, seed: int = 0) -> Any:
     return epoch
 
 
-def jax_trainer(data: Dataset, seed: int = 0) -> Any:
+def jax_trainer(data: Dataset, seed: int = 0, sizes: list[int] = SIZES, batch: int = BATCH) -> Any:
     """A function that trains the same network in JAX for one epoch with a jit-compiled step, returning its seconds.
 
     Batches are gathered in numpy and handed to the compiled step one by one, as PyTorch's loop does;
@@ -138,7 +138,7 @@ def jax_trainer(data: Dataset, seed: int = 0) -> Any:
     rng = np.random.default_rng(seed)
     params = [
         (jnp.asarray(rng.normal(0, np.sqrt(2 / a), (a, b)).astype(np.float32)), jnp.zeros(b, jnp.float32))
-        for a, b in zip(SIZES[:-1], SIZES[1:])
+        for a, b in zip(sizes[:-1], sizes[1:])
     ]
     velocity = jax.tree_util.tree_map(jnp.zeros_like, params)
 
@@ -163,8 +163,8 @@ def jax_trainer(data: Dataset, seed: int = 0) -> Any:
         t = time.perf_counter()
         perm = rng.permutation(x.shape[0])
         ps, vs = state
-        for start in range(0, x.shape[0], BATCH):
-            idx = perm[start : start + BATCH]
+        for start in range(0, x.shape[0], batch):
+            idx = perm[start : start + batch]
             ps, vs = step(ps, vs, x[idx], y[idx])
         jax.block_until_ready(ps)
         state[:] = [ps, vs]
@@ -196,6 +196,105 @@ def unsharded_trainer(data: Dataset, cfg: Any, threads: int, seed: int = 0) -> A
         return float(row["seconds"])
 
     return epoch
+
+
+SHAPES = [([784, 256, 128, 10], 128), ([784, 100, 10], 32), ([784, 1024, 1024, 10], 256)]
+
+
+def mlpcli_trainer(data: Dataset, sizes: list[int], batch: int, threads: int, seed: int = 0) -> Any:
+    """A function that trains one epoch as `mlpcli train` does (the reproducible default: fixed shards, BLAS one
+    thread a call, `threads` workers), momentum SGD as the others, returning its seconds."""
+    cfg = load_config(
+        None,
+        [
+            "data.validation=0",
+            f"model.hidden={sizes[1:-1]}",
+            "optimizer.name=momentum",
+            f"optimizer.lr={LR}",
+            f"optimizer.momentum={MOMENTUM}",
+            "schedule.name=constant",
+            f"train.batch_size={batch}",
+            f"seed={seed}",
+        ],
+    )
+    normalizer = fit_normalizer("standardize", data.train_x)
+    model = MLP(sizes, "relu", "softmax").init(np.random.default_rng(seed), "he")
+    settings = dataclasses.replace(LoopSettings.from_config(cfg, None), epochs=10**6)
+    optimizer = make_optimizer("momentum", LR, momentum=MOMENTUM, fold=True, decay_mask=model.decay_mask())
+    batches = BatchStream(Split(data.train_x, data.train_y), batch, normalizer)
+    governor = ThreadGovernor(threads)
+    stepper = Stepper(
+        model, optimizer, batches, settings, LoopState(np.random.default_rng(seed)), None, lambda: threads
+    )
+
+    def epoch() -> float:
+        with governor:
+            row = None
+            while row is None:
+                row = stepper.step()
+        return float(row["seconds"])
+
+    return epoch
+
+
+def shape_ratios(data: Dataset, threads: int, epochs: int, with_torch: bool, with_jax: bool) -> list[dict[str, Any]]:
+    """For each of SHAPES, mlpcli's epoch against PyTorch's, JAX's and the epoch's own matrix products, each
+    mlpcli epoch followed at once by the others (the first epoch is warm-up): the medians of the ratios."""
+    out = []
+    for sizes, batch in SHAPES:
+        ours = mlpcli_trainer(data, sizes, batch, threads)
+        theirs = torch_trainer(data, threads, 0, sizes, batch) if with_torch else None
+        jaxs = jax_trainer(data, 0, sizes, batch) if with_jax else None
+        rows = []
+        for _ in range(epochs + 1):
+            row = {"mlpcli_s": ours()}
+            time.sleep(SETTLE_S)
+            row["torch_s"] = theirs() if theirs else None
+            time.sleep(SETTLE_S)
+            row["jax_s"] = jaxs() if jaxs else None
+            time.sleep(SETTLE_S)
+            row["products_s"] = products_seconds(len(data.train_y), threads, sizes, batch)
+            time.sleep(SETTLE_S)
+            rows.append(row)
+        rows = rows[1:]
+
+        def ratio(key: str, rows: list[dict[str, Any]] = rows) -> float | None:
+            if rows[0][key] is None:
+                return None
+            return statistics.median(r["mlpcli_s"] / r[key] for r in rows)
+
+        shape = {
+            "network": "-".join(map(str, sizes)),
+            "batch": batch,
+            "mlpcli_epoch_s": statistics.median(r["mlpcli_s"] for r in rows),
+            "vs_products": ratio("products_s"),
+            "vs_torch": ratio("torch_s"),
+            "vs_jax": ratio("jax_s"),
+        }
+        out.append(shape)
+        print(
+            f"{shape['network']} batch {batch}: mlpcli {shape['mlpcli_epoch_s']:.3f} s/epoch, "
+            + ", ".join(f"{k} {v:.2f}x" for k, v in shape.items() if k.startswith("vs_") and v is not None),
+            file=sys.stderr,
+        )
+    return out
+
+
+def scaling(data: Dataset, epochs: int, sizes: list[int] = SIZES, batch: int = BATCH) -> list[dict[str, Any]]:
+    """The epoch time of `mlpcli train`'s reproducible default with 1, 2, 4, 8, ... workers up to this machine's
+    cores (and the cores themselves), the same weights for every count; median of `epochs` after a warm-up."""
+    counts = sorted({c for c in (2**k for k in range(8)) if c <= usable_cores()} | {usable_cores()})
+    out = []
+    for count in counts:
+        epoch = mlpcli_trainer(data, sizes, batch, count)
+        times = [epoch() for _ in range(epochs + 1)][1:]
+        out.append({"workers": count, "epoch_s": statistics.median(times)})
+        base = out[0]["epoch_s"]
+        print(
+            f"workers {count:>3}: {out[-1]['epoch_s']:.3f} s/epoch ({base / out[-1]['epoch_s']:.2f}x one)",
+            file=sys.stderr,
+        )
+    return out
 
 
 def paired_epochs(
@@ -512,6 +611,15 @@ def contention(data_dir: Path | None, with_torch: bool, epochs: int = 4) -> dict
     return out
 
 
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        print(f"{module} not installed: skipping its column", file=sys.stderr)
+        return False
+    return True
+
+
 def blas_info() -> list[dict[str, Any]]:
     """BLAS libraries and thread counts, from threadpoolctl when it is installed."""
     try:
@@ -539,11 +647,27 @@ def main() -> None:
     parser.add_argument("--skip-accuracy", action="store_true", help="skip the time-to-98%% run")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "bench.json")
     parser.add_argument("--torch-worker", type=int, metavar="EPOCHS", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--scaling", action="store_true", help="only the epoch time for 1, 2, 4, ... workers up to the cores"
+    )
+    parser.add_argument(
+        "--shapes", action="store_true", help="only the three shapes' ratios to PyTorch, JAX and their products"
+    )
     args = parser.parse_args()
     if args.torch_worker:
         torch_worker(args.data_dir, args.torch_worker)
         return
     data = load_dataset("mnist", data_dir=args.data_dir)
+    if args.scaling or args.shapes:
+        part = {"machine": {"cores": usable_cores(), "cpu": platform.processor() or platform.machine()}}
+        if args.scaling:
+            part["scaling"] = scaling(data, args.epochs)
+        if args.shapes:
+            part["shapes"] = shape_ratios(data, usable_cores(), args.epochs, _has("torch"), _has("jax"))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(part, indent=2))
+        print(f"wrote {args.out}")
+        return
     threads = usable_cores()
     flops = gemm_flops_per_epoch(len(data.train_y))
     try:

@@ -23,7 +23,8 @@ from threadpoolctl import threadpool_limits
 
 from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP
-from mlpcli.training.shards import ShardedGradients, shard_gradients
+from mlpcli.training.shard import shard_gradients
+from mlpcli.training.shards import ShardedGradients
 from mlpcli.training.threads import usable_cores
 
 STEPS = 200

@@ -17,7 +17,7 @@ from mlpcli.nn.mlp import MLP
 from mlpcli.training import shard_process, shards, threads
 from mlpcli.training.shard_process import ShardHelper
 from mlpcli.training.shards import ShardedGradients
-from mlpcli.training.threads import HELPER_PIDS, _process_seconds
+from mlpcli.training.threads import _process_seconds
 
 pytestmark = pytest.mark.skipif(not shard_process.supported(), reason="the helper runs on x86-64 only")
 
@@ -109,7 +109,7 @@ def test_a_killed_helper_is_replaced_by_a_thread_without_changing_a_bit() -> Non
     os.kill(pid, signal.SIGKILL)
     helper.proc.wait()
     _train(model, sharded, x[320:], y[320:], 2)
-    assert sharded._helper is None and pid not in HELPER_PIDS  # dropped; a thread did the rest
+    assert sharded._helper is None and pid not in threads._children()  # dropped (and reaped); a thread did the rest
     sharded.close()
     assert np.array_equal(model.flat, reference.flat)
 
@@ -166,7 +166,7 @@ def test_closing_stops_the_helper_and_leaves_no_shared_file() -> None:
     assert not path.exists()  # unlinked as soon as both processes had it mapped
     proc, params = helper.proc, model.flat.copy()
     helper.close()
-    assert proc.poll() is not None and proc.pid not in HELPER_PIDS
+    assert proc.poll() is not None and proc.pid not in threads._children()
     assert np.array_equal(model.flat, params) and model.forward(np.zeros((1, 784), np.float32)).shape == (1, 10)
 
 
@@ -215,20 +215,20 @@ def _state(pid: int) -> str:
 
 
 def test_the_helpers_cpu_time_counts_as_the_training_process() -> None:
+    """A process this one started (the shard helper is one) computes for it: its CPU time is this process's
+    for train.threads: auto, while it runs and after it ended, with no global list of helpers to keep."""
     burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\nprint(1, flush=True)\n"
     burn += "input()"
+    before = threads._own_seconds()
     child = subprocess.Popen([sys.executable, "-c", burn], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         child.stdout.readline()  # it has used 0.3 s of CPU
-        mine = threads._own_seconds()
-        HELPER_PIDS.add(child.pid)
-        assert threads._own_seconds() - mine >= 0.25
-        before = threads._own_seconds()
-        threads.release_helper(child.pid)  # ended helpers keep counting: no jump in the load the governor sees
-        assert child.pid not in HELPER_PIDS and threads._own_seconds() >= before - 0.01
+        assert child.pid in threads._children()
+        running = threads._own_seconds()
+        assert running - before >= 0.25
     finally:
-        HELPER_PIDS.discard(child.pid)
         child.communicate("\n")
+    assert child.pid not in threads._children() and threads._own_seconds() >= running - 0.01  # no drop once reaped
     assert _process_seconds(2**22 + 12345) == 0.0  # no such process
 
 

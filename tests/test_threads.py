@@ -99,6 +99,43 @@ def test_one_and_two_threads_train_the_same_weights_bit_for_bit(tmp_path, extra:
         assert all(np.array_equal(weights[0][k], other[k]) for k in weights[0])
 
 
+OPTIMIZER_NAMES = ["sgd", "momentum", "nesterov", "adam", "adamw"]
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZER_NAMES)
+def test_workers_one_to_four_train_the_same_weights_with_dropout_and_augmentation(tmp_path, optimizer) -> None:
+    """`--threads N` changes the speed, never the weights: 1, 2, 3 and 4 workers (more than this machine's cores
+    is allowed) after an epoch of every optimizer, with dropout on the inputs and hidden units and the digits
+    distorted on the fly."""
+    import numpy as np
+
+    from mlpcli.files import checkpoint
+    from mlpcli.nn.optimizers import OPTIMIZERS
+    from mlpcli.training.shards import shard_count
+
+    assert sorted(OPTIMIZER_NAMES) == sorted(OPTIMIZERS)
+    extra = [
+        f"optimizer.name={optimizer}",
+        "optimizer.lr=0.01",
+        "model.hidden=[64, 32]",
+        "model.dropout=0.2",
+        "model.input_dropout=0.1",
+        "augment.rotate=10",
+        "augment.shift=2",
+        "data.validation=4000",  # 1,000 training digits: an epoch of 16 batches
+        "train.batch_size=64",
+    ]
+    weights = []
+    for threads in (1, 2, 3, 4):
+        run = tmp_path / f"t{threads}"
+        cfg = load_config(None, [*SMALL, f"train.threads={threads}", *extra])
+        training.run(training.prepare(cfg), run)
+        weights.append(checkpoint.load(run / "last.npz").params)
+    assert shard_count([784, 64, 32, 10], cfg.train.batch_size) > 1  # more than one shard: the case that could differ
+    for other in weights[1:]:
+        assert all(np.array_equal(weights[0][k], other[k]) for k in weights[0])
+
+
 def test_shards_add_up_to_the_whole_batchs_gradient() -> None:
     import numpy as np
 
@@ -129,3 +166,10 @@ def test_with_reproducible_off_blas_gets_the_threads(tmp_path) -> None:
     cfg = load_config(None, [*SMALL, "train.threads=2", "train.reproducible=false"])
     training.run(training.prepare(cfg), tmp_path / "run", callbacks=[probe])
     assert seen and all(s == {2} for s in seen)
+
+
+def test_a_governor_entered_again_limits_blas_again() -> None:
+    governor = ThreadGovernor(2)
+    for _ in range(2):  # a second `with` (bench.py enters one per epoch) must not leave BLAS its own threads
+        with governor:
+            assert _blas_threads() == {1}

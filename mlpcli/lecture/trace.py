@@ -12,8 +12,9 @@ from mlpcli.files.checkpoint import Checkpoint
 from mlpcli.lecture.network_file import NetworkSpec
 from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.gradcheck import check_gradients
+from mlpcli.nn.layout import count_parameters
 from mlpcli.nn.losses import pairings
-from mlpcli.nn.mlp import MLP, count_parameters
+from mlpcli.nn.mlp import MLP
 
 GRADCHECK_TOLERANCE = 1e-5
 

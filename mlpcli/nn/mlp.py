@@ -22,61 +22,13 @@ from mlpcli.nn.activations import (
     get_output,
     per_layer,
 )
+from mlpcli.nn.init import init_params
+from mlpcli.nn.layout import count_parameters, layout
 from mlpcli.nn.losses import get_loss
 from mlpcli.nn.regularization import add_penalties
 
 Array = np.ndarray
 Masks = dict[int, Array]  # dropout masks by layer: 0 = the inputs, l = hidden layer l
-
-
-def count_parameters(layer_sizes: Sequence[int]) -> tuple[int, int, int]:
-    """(weights, biases, total) for a fully connected network, counted as the lecture counts."""
-    weights = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
-    biases = sum(layer_sizes[1:])
-    return weights, biases, weights + biases
-
-
-def layout(layer_sizes: Sequence[int]) -> dict[str, tuple[slice, tuple[int, ...]]]:
-    """The one layout of a network's parameters in its flat buffer: W1, b1, W2, b2, ... in that order, each as
-    (its slice of the buffer, its shape); W^l is (fan_in, fan_out), b^l (fan_out,)."""
-    out, offset = {}, 0
-    for l, (fan_in, fan_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:]), start=1):
-        for name, shape in ((f"W{l}", (fan_in, fan_out)), (f"b{l}", (fan_out,))):
-            size = int(np.prod(shape))
-            out[name] = (slice(offset, offset + size), shape)
-            offset += size
-    return out
-
-
-def _he(rng: np.random.Generator, fan_in: int, fan_out: int) -> Array:
-    return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
-
-
-def _xavier(rng: np.random.Generator, fan_in: int, fan_out: int) -> Array:
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, size=(fan_in, fan_out))
-
-
-def _normal(rng: np.random.Generator, fan_in: int, fan_out: int) -> Array:
-    return rng.normal(0.0, 0.01, size=(fan_in, fan_out))
-
-
-# The initialization registry: name -> (rng, fan_in, fan_out) -> W.
-INITS = {"he": _he, "xavier": _xavier, "normal": _normal}
-
-
-def init_params(
-    layer_sizes: Sequence[int], init: str, rng: np.random.Generator, dtype: np.dtype | type = np.float32
-) -> dict[str, Array]:
-    """Random weights (he, xavier/glorot or small normal) and zero biases, named W1..WL, b1..bL."""
-    draw = INITS.get("xavier" if init == "glorot" else init)
-    if draw is None:
-        raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
-    params: dict[str, Array] = {}
-    for l, (fan_in, fan_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:]), start=1):
-        params[f"W{l}"] = draw(rng, fan_in, fan_out).astype(dtype)
-        params[f"b{l}"] = np.zeros(fan_out, dtype=dtype)
-    return params
 
 
 @dataclass

@@ -32,7 +32,6 @@ import numpy as np
 
 from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP, Masks, count_parameters
-from mlpcli.training.threads import HELPER_PIDS, release_helper
 
 SPIN_SECONDS = 0.002  # after a batch the helper watches the counter this long before it starts to sleep
 DOZE_SECONDS = 0.0002  # then it looks every this often, for up to IDLE_SECONDS
@@ -169,7 +168,6 @@ class ShardHelper:
             env=env,
             close_fds=True,
         )
-        HELPER_PIDS.add(self.proc.pid)  # its CPU time counts as this process's for train.threads: auto
 
     def exited(self) -> bool:
         """Whether the helper has ended (or never started)."""
@@ -235,7 +233,6 @@ class ShardHelper:
         """Stop the helper (by its process id), give the model private parameters back, free the memory.
         Closing again does nothing."""
         if self.proc is not None:
-            release_helper(self.proc.pid)
             self.header[SEQ] = STOP
             try:
                 self.proc.wait(timeout=2)
@@ -258,7 +255,7 @@ class ShardHelper:
 
 def _serve(path: str, spec: dict[str, Any]) -> None:
     """The helper's loop: wait for a shard, compute it into the shared gradients, say it is done."""
-    from mlpcli.training.shards import shard_gradients
+    from mlpcli.training.shard import shard_gradients
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training process's to handle; it stops us
     layout, size = _layout(spec)

@@ -49,9 +49,6 @@ def _busy_seconds(cpus: set[int] | None) -> float | None:
     return busy / tick
 
 
-HELPER_PIDS: set[int] = set()  # processes started to compute for this one (the shard helper): their CPU is ours
-
-
 def _process_seconds(pid: int) -> float:
     """CPU-seconds process pid has used, from /proc/<pid>/stat; 0 where that cannot be read."""
     try:
@@ -62,19 +59,27 @@ def _process_seconds(pid: int) -> float:
         return 0.0
 
 
-_retired = [0.0]  # CPU-seconds of helpers that have ended: still this process's own
-
-
-def release_helper(pid: int) -> None:
-    """Stop counting helper pid, keeping the CPU time it used (call before it is reaped)."""
-    if pid in HELPER_PIDS:
-        _retired[0] += _process_seconds(pid)
-        HELPER_PIDS.discard(pid)
+def _children() -> list[int]:
+    """This process's live child processes (its threads' children, from /proc); [] where that cannot be read."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return []
+    pids: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/children", encoding="ascii") as fh:
+                pids += [int(pid) for pid in fh.read().split()]
+        except (OSError, ValueError):
+            continue
+    return pids
 
 
 def _own_seconds() -> float:
+    """CPU-seconds of this process and of the processes it started (a shard helper computes for it): those
+    still running, from /proc, and those it has waited for, from os.times()."""
     t = os.times()
-    return t.user + t.system + _retired[0] + sum(_process_seconds(pid) for pid in tuple(HELPER_PIDS))
+    return t.user + t.system + t.children_user + t.children_system + sum(_process_seconds(p) for p in _children())
 
 
 @dataclass
@@ -149,6 +154,7 @@ class ThreadGovernor:
     def start(self, probe_seconds: float = 0.1) -> None:
         """Decide before training: a fixed count at once, auto after a short look at the machine."""
         self._restore = self.controller.info()
+        self.threads = 0  # entered again after stop(): BLAS was given its threads back, so limit it anew
         if self.fixed is not None:
             self.apply(*self.decide(None))
             return
