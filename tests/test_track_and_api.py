@@ -142,3 +142,54 @@ def test_runs_csv_is_the_json_as_a_table(tmp_path, monkeypatch) -> None:
     rows = list(csv.DictReader(io.StringIO(invoke("runs", "--csv").stdout)))
     as_json = json.loads(invoke("runs", "--json").stdout)
     assert [r["folder"] for r in rows] == [r["folder"] for r in as_json] and rows[0]["status"] == "finished"
+
+
+def test_track_adds_to_the_configs_trackers(tmp_path, monkeypatch) -> None:
+    """--track adds a tracker to train.track (as its help says), never replaces the config's own."""
+    from mlpcli.config import load_config
+    from mlpcli.training.lifecycle import add_trackers
+
+    cfg = load_config(CONFIGS / "quickstart.yaml", ["train.track=[tensorboard]"])
+    assert add_trackers(cfg, ["mlflow"]).train.track == ["tensorboard", "mlflow"]
+    assert add_trackers(cfg, ["tensorboard"]).train.track == ["tensorboard"]  # named twice: once
+    assert add_trackers(cfg, None) is cfg
+    with pytest.raises(mlpcli.MlpcliError, match="train.track"):
+        add_trackers(cfg, ["wandb"])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(TRACKERS, "tensorboard", lambda: _Recorder("tensorboard"))
+    monkeypatch.setitem(TRACKERS, "mlflow", lambda: _Recorder("mlflow"))
+    _Recorder.started.clear()
+    result = invoke("train", *QUICK, "--set", "train.track=[tensorboard]", "--track", "mlflow", "--out", "r")
+    assert result.exit_code == 0, result.output
+    assert _Recorder.started == ["tensorboard", "mlflow"]
+    stored = json.loads(invoke("config", "show", "r/config.yaml", "--json").stdout)
+    assert stored["train"]["track"] == ["tensorboard", "mlflow"]
+
+
+class _Recorder:
+    """A tracker that only records that it started."""
+
+    started: list[str] = []
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def start(self, run: object) -> None:
+        _Recorder.started.append(self.name)
+
+    def epoch(self, run: object, row: dict) -> None:
+        pass
+
+    def end(self, run: object, status: object) -> None:
+        pass
+
+
+def test_out_on_a_finished_run_suggests_what_works(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert invoke("train", *QUICK, "--out", "r").exit_code == 0
+    result = invoke("train", *QUICK, "--out", "r")
+    assert result.exit_code == 1 and "finished run" in result.stderr and "--overwrite" in result.stderr
+    suggested = result.stderr.split("mlpcli train ", 1)[1].split()
+    assert suggested[:2] == ["--resume", "r/last.npz"] and suggested[2] == "--epochs"
+    resumed = invoke("train", *suggested[:4])  # what it suggests works
+    assert resumed.exit_code == 0, resumed.output

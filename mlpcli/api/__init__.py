@@ -26,7 +26,7 @@ from mlpcli.events import EpochEnd
 from mlpcli.inference.evaluation import evaluate_checkpoint
 from mlpcli.inference.pictures import prepare_image
 from mlpcli.inference.predictor import Predictor
-from mlpcli.runs.folder import checkpoint_in, claim_run_dir
+from mlpcli.runs.folder import checkpoint_in
 
 __all__ = ["Model", "MlpcliError", "RunResult", "evaluate", "load", "train"]
 
@@ -77,17 +77,11 @@ def train(
     keys, or an ExperimentConfig; overrides: "key.path=value" strings as --set takes them.
     Raises MlpcliError (ConfigError, DataError, TrainingDiverged, ...) with the CLI's message.
     """
-    from mlpcli.training import service as training
+    from mlpcli.training.lifecycle import train_run
 
     cfg = _config(config, overrides or [])
-    run, lock = claim_run_dir(cfg.name, out=Path(out) if out is not None else None)
-    try:
-        prepared = training.prepare(cfg)
-        callbacks = [_progress(cfg.train.epochs)] if progress else []
-        result = training.run(prepared, run.path, callbacks=callbacks, lock=lock)
-    finally:
-        lock.release()
-        run.discard_if_empty()
+    callbacks = [_progress(cfg.train.epochs)] if progress else []
+    result = train_run(cfg, out=Path(out) if out is not None else None, callbacks=callbacks)
     return RunResult(
         run_dir=result.run_dir,
         checkpoint=result.checkpoint,

@@ -115,7 +115,8 @@ def train(
     """Train a network from an experiment config and save its checkpoints."""
     from mlpcli.cli.data_cmd import download_progress
     from mlpcli.cli.render import terminate_as_interrupt
-    from mlpcli.training import service as training
+    from mlpcli.training.lifecycle import train_run
+    from mlpcli.training.service import Interrupted
 
     overrides = list(set_ or [])
     if epochs is not None:
@@ -124,8 +125,6 @@ def train(
         overrides.append(f"seed={seed}")
     if diagnostics:
         overrides.append("train.diagnostics=true")
-    if track:
-        overrides.append(f"train.track=[{', '.join(track)}]")
     if threads is not None:
         overrides.append(f"train.threads={threads}")
     quiet = quiet or json_out
@@ -134,28 +133,20 @@ def train(
     renderer = TrainRenderer(live=console.is_terminal and not quiet, quiet=quiet)
     with user_errors(json_out), terminate_as_interrupt():
         cfg, plan = _load_train_config(config, resume, overrides)
-        run, lock = _claim(cfg.name, out, plan.run_in if plan else None, overwrite)
-        run_dir = run.path
         try:
             with download_progress(not json_out) as download_callbacks:
-                prepared = training.prepare(cfg, offline=offline, callbacks=[*download_callbacks, renderer])
-        except BaseException:
-            lock.release()
-            if out is None and (plan is None or plan.run_in is None):
-                run.discard_if_empty()  # nothing was trained: leave no empty run behind
-            raise
-        if not quiet:
-            _header(prepared, run_dir)
-        try:
-            result = training.run(
-                prepared,
-                run_dir,
-                resume=plan.checkpoint if plan else None,
-                callbacks=[renderer],
-                lock=lock,
-                changes=plan.changes if plan else None,
-            )
-        except training.Interrupted as exc:
+                result = train_run(
+                    cfg,
+                    out=out,
+                    overwrite=overwrite,
+                    resume=plan,
+                    track=track,
+                    offline=offline,
+                    callbacks=[renderer],
+                    prepare_callbacks=[*download_callbacks, renderer],
+                    on_prepared=None if quiet else _header,
+                )
+        except Interrupted as exc:
             renderer.close()
             if exc.last is not None:
                 err_console.print(
@@ -167,24 +158,7 @@ def train(
             raise typer.Exit(143 if exc.signal == "SIGTERM" else 130) from None
         finally:
             renderer.close()
-            lock.release()
     _summary(result, json_out, quiet)
-
-
-def _claim(name: str, out: Path | None, resume_in: Path | None, overwrite: bool) -> Any:
-    """Lock the run's folder; a used --out folder is refused with what to do instead."""
-    from mlpcli.errors import MlpcliError
-    from mlpcli.runs.folder import RunFolder, RunFolderUsed, claim_run_dir
-
-    try:
-        return claim_run_dir(name, out=out, resume_in=resume_in, overwrite=overwrite)
-    except RunFolderUsed as exc:
-        last = RunFolder(exc.folder).last
-        raise MlpcliError(
-            f"{exc}; continue it with --resume {last}, choose another --out, or replace it with --overwrite"
-            if last.exists()
-            else f"{exc}; choose another --out, or replace its run with --overwrite"
-        ) from None
 
 
 def _summary(result: Any, json_out: bool, quiet: bool) -> None:

@@ -17,6 +17,7 @@ from mlpcli.errors import MlpcliError, TrainingDiverged
 from mlpcli.events import EpochEnd, best_row
 from mlpcli.runs.folder import RunFolder
 from mlpcli.training import service as training
+from mlpcli.training.lifecycle import train_run
 
 
 class Reporter(Protocol):
@@ -71,14 +72,16 @@ def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> dict[str, An
             if stop and event.epoch < planned[0]:  # a trial that ran all its epochs is complete
                 raise training.Stopped(f"pruned after epoch {event.epoch}")
 
-    prepared = None
+    prepared: list[training.Prepared] = []  # the run, once prepared (its history, whatever happens next)
     try:
         cfg = config_from_dict(spec.config, f"trial {spec.number}", spec.overrides)
         planned.append(cfg.train.epochs)
-        prepared = training.prepare(cfg, offline=spec.offline)
-        training.run(
-            prepared, folder, callbacks=[on_event], labels={**spec.labels, "sweep": spec.sweep, "trial": spec.number}
-        )
+        labels = {**spec.labels, "sweep": spec.sweep, "trial": spec.number}
+
+        def keep(p: training.Prepared, _: Path) -> None:
+            prepared.append(p)
+
+        train_run(cfg, run_dir=folder, offline=spec.offline, labels=labels, callbacks=[on_event], on_prepared=keep)
         result["state"] = "complete"
     except training.Stopped as exc:
         result.update(state="pruned", reason=str(exc))
@@ -88,9 +91,10 @@ def run_trial(spec: TrialSpec, reporter: Reporter | None = None) -> dict[str, An
         result["reason"] = str(exc)
     except Exception as exc:  # a worker must report, not vanish: the sweep goes on
         result["reason"] = f"{type(exc).__name__}: {exc}"
-    if prepared is not None:
-        result["history"] = prepared.history.rows
-        result["value"] = best_value(prepared.history.rows, spec.metric, prepared.history.best_epoch)
+    if prepared:
+        history = prepared[0].history
+        result["history"] = history.rows
+        result["value"] = best_value(history.rows, spec.metric, history.best_epoch)
     if spec.run_dir is None:
         result["files"] = {n: (folder / n).read_bytes() for n in RunFolder.RESULT_FILES if (folder / n).is_file()}
         shutil.rmtree(folder, ignore_errors=True)
