@@ -2,13 +2,13 @@
 
 from mlpcli.version import __version__
 
-__all__ = ["MlpcliError", "__version__", "evaluate", "load", "train"]
+__all__ = ["EvalResult", "MlpcliError", "Model", "RunResult", "__version__", "evaluate", "load", "train"]
 
 
 def __getattr__(name: str) -> object:
     """The Python API (mlpcli.train, mlpcli.load, mlpcli.evaluate, mlpcli.MlpcliError), imported when first used
     so that `mlpcli --help` stays fast."""
-    if name in ("train", "load", "evaluate", "RunResult", "Model"):
+    if name in ("train", "load", "evaluate", "RunResult", "Model", "EvalResult"):
         from mlpcli import api
 
         return getattr(api, name)

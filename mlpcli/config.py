@@ -75,6 +75,34 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return [p for p in key.strip().split(".")], value
 
 
+def as_overrides(overrides: Any) -> list[str]:
+    """Overrides as "key.path=value" strings, from what a caller may give: None, one such string, a list of them,
+    or a mapping {"key.path": value} (a value is written as JSON, which YAML reads back as the same value).
+    ConfigError for anything else."""
+    import json
+    from collections.abc import Mapping
+
+    if overrides is None:
+        return []
+    if isinstance(overrides, str):
+        return [overrides]
+    if isinstance(overrides, Mapping):
+        out = []
+        for key, value in overrides.items():
+            if not isinstance(key, str) or not key.strip():
+                raise ConfigError(f"overrides: keys are dotted config keys such as 'train.epochs' (got {key!r})")
+            try:
+                out.append(f"{key}={json.dumps(value, allow_nan=False)}")
+            except (TypeError, ValueError):
+                raise ConfigError(f"overrides: {key}: {value!r} is not a config value") from None
+        return out
+    if isinstance(overrides, (list, tuple)) and all(isinstance(o, str) for o in overrides):
+        return list(overrides)
+    raise ConfigError(
+        f'overrides: give "key=value", a list of them, or a mapping {{"key": value}} (got {type(overrides).__name__})'
+    )
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """A copy of raw with each key.path=value override set."""
     import copy
@@ -111,6 +139,18 @@ def find_config(path: Path | str) -> Path:
     return path
 
 
+def _closest_shipped(path: Path) -> str:
+    """'; did you mean mnist?' for a name close to a shipped config's (mnsit), else a pointer to the list."""
+    import difflib
+
+    names = [p.with_suffix("").as_posix() for p in shipped_configs()]
+    given = path.as_posix().removeprefix("configs/").removesuffix(".yaml")
+    close = difflib.get_close_matches(given, names, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]}? (mlpcli config list shows every shipped config)"
+    return "; mlpcli config list shows the shipped configs" if "/" not in given else ""
+
+
 def shipped_configs() -> list[Path]:
     """Every config shipped with mlpcli, relative to the shipped folder, sorted."""
     return sorted(p.relative_to(SHIPPED) for p in SHIPPED.rglob("*.yaml"))
@@ -130,7 +170,7 @@ def read_yaml(path: Path) -> Any:
             raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB; not a config file")
         text = data.decode("utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        raise ConfigError(f"{path}: no such config file{_closest_shipped(path)}") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a folder, not a config file") from None
     except UnicodeDecodeError:
@@ -175,7 +215,10 @@ def _blame(exc: ValidationError, source: str, overrides: list[str], overrides_fr
     given = {".".join(parse_override(o)[0]): o.strip() for o in overrides}
     lines = []
     for path, message in problems(exc, ExperimentConfig):
-        override = next((o for key, o in given.items() if path == key or path.startswith(key + ".")), None)
+        override = next(
+            (o for key, o in given.items() if path == key or path.startswith(key + ".") or key.startswith(path + ".")),
+            None,
+        )
         if override is None and "." in path and path.rsplit(".", 1)[0] in given:
             override = given[path.rsplit(".", 1)[0]]
         lines.append(f"{overrides_from} {override}: {message}" if override else f"{source}: {message}")

@@ -270,6 +270,17 @@ class TrainConfig(StrictModel):
             raise ValueError(f"must be auto or a count from 1 to 256 (got {value!r})")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _best_by_follows_early_stopping(cls, data: Any) -> Any:
+        """Without its own best_by, the early-stopping metric chooses the best epoch, and the config says so (a
+        config mlpcli writes is one it accepts back: its dump names the metric that was used)."""
+        if isinstance(data, dict) and "best_by" not in data and isinstance(data.get("early_stopping"), dict):
+            metric = data["early_stopping"].get("metric", "val_loss")
+            if metric in ("val_loss", "val_accuracy"):
+                data = {**data, "best_by": metric}
+        return data
+
     @model_validator(mode="after")
     def _threads(self) -> TrainConfig:
         if isinstance(self.threads, bool) or (isinstance(self.threads, int) and not 1 <= self.threads <= 256):

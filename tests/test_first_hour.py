@@ -295,3 +295,86 @@ def test_best_by_chooses_the_checkpoints_epoch(tmp_path) -> None:
         cwd=tmp_path,
     )
     assert both.returncode == 1 and "one metric chooses the best epoch" in both.stderr
+
+
+# ---- the first hour, continued -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "suggested"), [("mnsit", "mnist"), ("quikstart", "quickstart"), ("fashion-mnsit", "fashion-mnist")]
+)
+def test_a_mistyped_config_name_suggests_the_shipped_one(tmp_path, monkeypatch, name, suggested) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("train", "-c", name)
+    assert result.exit_code == 1 and f"did you mean {suggested}?" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "close"),
+    [("optimzer.lr=0.1", "optimzer", "optimizer"), ("model.hiden=[8]", "model.hiden", "hidden"),
+     ("train.epoch=2", "train.epoch", "epochs")],
+)  # fmt: skip
+def test_a_set_typo_is_blamed_on_the_command_line_with_the_closest_key(tmp_path, monkeypatch, override, key, close):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("train", "-c", "quickstart", "--set", override)
+    assert result.exit_code == 1
+    assert f"the command line's {override}: {key}: unknown key; did you mean {close}?" in result.stderr
+    assert "quickstart.yaml" not in result.stderr
+
+
+def test_serve_refuses_a_model_of_points_in_one_line(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert invoke("train", "-c", "quickstart", "--set", "data.dataset=spiral", "--set", "data.validation=50",
+                  "--set", "model.hidden=[8]", "--epochs", "1", "--out", "plane").exit_code == 0  # fmt: skip
+    pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install '.[serve]'")
+    result = invoke("serve", "plane", "--port", "0")
+    assert result.exit_code == 1 and "not of 28x28 pictures" in result.stderr and "playground" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_compare_png_without_the_plot_extra_shows_the_comparison_and_names_the_install(tmp_path, monkeypatch) -> None:
+    import builtins
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("a", "b"):
+        assert invoke("train", *QUICK, "--out", name).exit_code == 0
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):  # the plot extra not installed
+        if name.split(".")[0] == "matplotlib":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    result = invoke("compare", "a", "b", "--png", "cmp.png")
+    assert result.exit_code == 1
+    assert "learning curves" in result.stdout or "final" in result.stdout  # the comparison itself is shown
+    assert "pip install" in result.stderr and "plot" in result.stderr and not (tmp_path / "cmp.png").exists()
+
+
+def test_the_end_of_run_sparkline_shows_the_whole_curve_downsampled() -> None:
+    from mlpcli.cli.render import SPARK_WIDTH, sparkline
+
+    falling = [1.0 / (e + 1) for e in range(360)]
+    line = sparkline(falling)
+    assert len(line) == SPARK_WIDTH and line[0] == "█" and line[-1] == "▁"  # first epoch high, last low: not cut
+    assert sparkline([0.5, None, 0.7]) == "▁ █" and sparkline([]) == ""
+
+
+def test_the_live_bar_shows_no_loss_before_the_first_batch(monkeypatch) -> None:
+    from rich.console import Console
+
+    from mlpcli.cli import train_render
+    from mlpcli.events import EpochStart, TrainStart
+
+    monkeypatch.setattr(train_render, "console", Console(force_terminal=True, width=120, record=True))
+    renderer = train_render.TrainRenderer(live=True, quiet=False)
+    renderer(TrainStart(3, 0, 10, 10, "val_loss"))
+    renderer(EpochStart(1, 0.1))
+    shown = renderer.progress.get_renderable()
+    text = Console(width=120, record=True)
+    text.print(shown)
+    renderer.close()
+    shown = text.export_text()
+    assert "nan" not in shown and "loss –" in shown, shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import typing
@@ -125,7 +126,11 @@ def test_the_python_api_trains_loads_predicts_and_evaluates(tmp_path, monkeypatc
     labels, _ = model.predict([tmp_path / "one.png", img])
     assert labels.tolist() == [1, 1]
     report = mlpcli.evaluate(result.run_dir)
-    assert report["n"] == 1000 and report["accuracy"] == pytest.approx(result.test_accuracy)
+    assert isinstance(report, mlpcli.EvalResult)
+    assert report.n == 1000 and report.accuracy == pytest.approx(result.test_accuracy)
+    as_json = json.loads(invoke("eval", str(result.run_dir), "--json").stdout)
+    assert set(as_json) == {f.name for f in dataclasses.fields(report)}  # the CLI's field names, all of them
+    assert as_json["accuracy"] == report.accuracy and as_json["confusion_matrix"] == report.confusion_matrix
 
 
 def test_api_errors_are_mlpcli_errors_with_the_cli_message(tmp_path, monkeypatch) -> None:
@@ -193,3 +198,164 @@ def test_out_on_a_finished_run_suggests_what_works(tmp_path, monkeypatch) -> Non
     assert suggested[:2] == ["--resume", "r/last.npz"] and suggested[2] == "--epochs"
     resumed = invoke("train", *suggested[:4])  # what it suggests works
     assert resumed.exit_code == 0, resumed.output
+
+
+def _model(tmp_path):
+    return mlpcli.load(
+        mlpcli.train(
+            "quickstart", overrides={"train.epochs": 1, "model.hidden": [16]}, out=tmp_path / "m", progress=False
+        ).checkpoint
+    )
+
+
+@pytest.mark.parametrize(
+    ("images", "says"),
+    [
+        (np.full((2, 784), np.nan), "finite"),
+        (np.full((1, 28, 28), np.inf), "finite"),
+        (np.zeros((3, 100)), "shape"),
+        (np.zeros((2, 2, 28, 28)), "shape"),
+        (np.array([["a"] * 784], dtype=object), "numbers"),
+        (np.array(["x"] * 784), "numbers"),
+        (np.zeros((0, 784)), "no pictures"),
+        (np.full((1, 784), 300.0), "0-255"),
+        (np.full((1, 784), -1.0), "0-255"),
+        (np.ones((1, 784), dtype=bool), "numbers"),
+        ([[0.0] * 783], "shape"),
+        (12, "cannot read int"),
+    ],
+)
+def test_predict_refuses_what_is_not_a_picture(tmp_path, monkeypatch, images, says) -> None:
+    monkeypatch.chdir(tmp_path)
+    model = _model(tmp_path)
+    with pytest.raises(mlpcli.MlpcliError, match=says) as info:
+        model.predict(images)
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_the_api_contract_overrides_errors_and_overwrite(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    a = mlpcli.train("quickstart", overrides={"train.epochs": 1, "model.hidden": [16]}, out="a", progress=False)
+    b = mlpcli.train("quickstart", overrides=["train.epochs=1", "model.hidden=[16]"], out="b", progress=False)
+    c = mlpcli.train("quickstart", overrides="train.epochs=1", out="c", progress=False)  # one string: one override
+    assert a.config["model"]["hidden"] == b.config["model"]["hidden"] == [16] and c.config["train"]["epochs"] == 1
+    assert a.test_accuracy == b.test_accuracy
+    with pytest.raises(mlpcli.MlpcliError, match="already holds|used|--overwrite|overwrite"):
+        mlpcli.train("quickstart", overrides="train.epochs=1", out="c", progress=False)
+    again = mlpcli.train("quickstart", overrides="train.epochs=1", out="c", progress=False, overwrite=True)
+    assert again.run_dir == c.run_dir
+    with pytest.raises(mlpcli.MlpcliError, match="mlpcli config list"):
+        mlpcli.train(None)
+    for bad_config in (7, 1.5, ["quickstart"]):
+        with pytest.raises(mlpcli.MlpcliError, match="a config is a name"):
+            mlpcli.train(bad_config)
+    for bad_overrides in (7, [1, 2], {"": 1}, {"train.epochs": object()}):
+        with pytest.raises(mlpcli.MlpcliError, match="overrides"):
+            mlpcli.train("quickstart", overrides=bad_overrides)
+    with pytest.raises(mlpcli.MlpcliError, match="epochs"):
+        mlpcli.train("quickstart", overrides={"train.epochs": True}, progress=False)  # a bool is not a count
+    for call in (lambda: mlpcli.load(3), lambda: mlpcli.evaluate(None), lambda: mlpcli.evaluate(a.run_dir, split="x")):
+        with pytest.raises(mlpcli.MlpcliError):
+            call()
+    with pytest.raises(mlpcli.MlpcliError):
+        mlpcli.evaluate(a.run_dir, dataset="no-such-dataset")
+
+
+# ---- tracking never holds a run hostage ----------------------------------------------------------
+
+
+class _Stuck(_Recorder):
+    """A tracker whose every epoch waits for an answer that never comes (a black-hole server)."""
+
+    def epoch(self, run: object, row: dict) -> None:
+        import threading
+
+        threading.Event().wait()
+
+
+class _Failing(_Recorder):
+    """A tracker whose store refuses to write, with a long message whose end says the fix."""
+
+    def start(self, run: object) -> None:
+        raise PermissionError(
+            "attempt to write a readonly database: " + "x" * 400 + " FIX: point train.mlflow_uri at a writable store"
+        )
+
+
+def test_a_tracker_that_never_answers_costs_the_budget_then_is_left_behind(tmp_path, monkeypatch) -> None:
+    from mlpcli.training import tracking
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tracking, "BUDGET_SECONDS", 0.3)
+    monkeypatch.setitem(TRACKERS, "mlflow", lambda: _Stuck("mlflow"))
+    result = invoke("train", *QUICK, "--track", "mlflow", "--out", "r")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("mlflow tracking is off") == 1 and "files are complete" in result.stderr
+    assert json.loads((tmp_path / "r" / "status.json").read_text())["status"] == "finished"
+    assert len(_metrics(tmp_path / "r")) == 3 and (tmp_path / "r" / "checkpoint.npz").is_file()
+
+
+def test_a_failing_store_is_one_whole_warning_that_keeps_its_fix(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(TRACKERS, "mlflow", lambda: _Failing("mlflow"))
+    result = invoke("train", *QUICK, "--track", "mlflow", "--out", "r")
+    assert result.exit_code == 0
+    warning = [line for line in result.stderr.splitlines() if "tracking is off" in line]
+    assert len(warning) == 1 and warning[0].rstrip().endswith("writable store")
+
+
+@pytest.mark.parametrize("server", ["black-hole", "errors", "unknown-scheme"])
+def test_mlflow_against_a_bad_tracking_uri_finishes_the_run(tmp_path, server) -> None:
+    """The real MLflow client against a server that never answers, one that answers 500, and a URI of an unknown
+    scheme: the run finishes with its files, one warning, no MLflow log line on the terminal."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    pytest.importorskip("mlflow", reason="the track extra is not installed: pip install '.[track]'")
+    stop = threading.Event()
+    if server == "black-hole":
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)  # connections are queued and never answered
+        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    elif server == "errors":
+
+        class Fails(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                self.send_error(500, "store unavailable")
+
+            do_POST = do_GET
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        httpd = HTTPServer(("127.0.0.1", 0), Fails)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        uri = f"http://127.0.0.1:{httpd.server_address[1]}"
+    else:
+        uri = "nosuchscheme://somewhere"
+    code = (
+        "import sys\nfrom mlpcli.training import tracking\ntracking.BUDGET_SECONDS = 3.0\n"
+        "from mlpcli.cli.main import main\nsys.argv = ['mlpcli', *sys.argv[1:]]\nmain()\n"
+    )
+    args = ["train", *QUICK, "--set", f"train.mlflow_uri={uri}", "--track", "mlflow", "--out", "r"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True, text=True, env=env
+        )
+    finally:
+        stop.set()
+        if server == "black-hole":
+            sock.close()
+        elif server == "errors":
+            httpd.shutdown()
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "r" / "status.json").read_text())["status"] == "finished"
+    lines = done.stderr.splitlines()
+    assert sum("mlflow tracking is off" in line for line in lines) == 1, done.stderr
+    assert not [line for line in lines if " INFO " in line or line.startswith("INFO")], done.stderr

@@ -4,7 +4,7 @@
     result = mlpcli.train("quickstart", overrides=["train.epochs=3"])   # -> RunResult
     model = mlpcli.load(result.checkpoint)                                # -> Model
     labels, probabilities = model.predict(["my-digit.png"])               # (n,) int, (n, k) float32
-    report = mlpcli.evaluate(result.checkpoint)                           # -> dict
+    report = mlpcli.evaluate(result.checkpoint)                           # -> EvalResult
 
 Every error is an mlpcli.MlpcliError subclass carrying the same one-line message the CLI prints.
 Progress (train's progress=True) is one line per epoch through rich, which renders in Jupyter too.
@@ -13,22 +13,24 @@ Progress (train's progress=True) is one line per epoch through rich, which rende
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mlpcli.config import ExperimentConfig, config_from_dict, load_config
-from mlpcli.errors import MlpcliError
+from mlpcli.config import ExperimentConfig, as_overrides, config_from_dict, load_config
+from mlpcli.errors import ConfigError, DataError, MlpcliError
 from mlpcli.events import EpochEnd
-from mlpcli.inference.evaluation import evaluate_checkpoint
+from mlpcli.inference.evaluation import as_document, evaluate_checkpoint
 from mlpcli.inference.pictures import prepare_image
 from mlpcli.inference.predictor import Predictor
 from mlpcli.runs.folder import checkpoint_in
 
-__all__ = ["Model", "MlpcliError", "RunResult", "evaluate", "load", "train"]
+__all__ = ["EvalResult", "Model", "MlpcliError", "RunResult", "evaluate", "load", "train"]
+
+Overrides = Mapping[str, Any] | Sequence[str] | str | None
 
 
 @dataclass
@@ -43,12 +45,21 @@ class RunResult:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def _config(config: str | Path | dict[str, Any] | ExperimentConfig, overrides: Sequence[str]) -> ExperimentConfig:
+def _config(config: Any, overrides: Overrides) -> ExperimentConfig:
+    """The config a caller gave, overridden; ConfigError for anything that is not a config."""
+    given = as_overrides(overrides)
+    if config is None:
+        raise ConfigError(
+            "train: give a config: a shipped config's name (mlpcli config list shows them, e.g. 'quickstart'), "
+            "a YAML path, or a dict of config keys"
+        )
     if isinstance(config, ExperimentConfig):
-        return config_from_dict(config.model_dump(mode="json"), "config", list(overrides))
-    if isinstance(config, dict):
-        return config_from_dict(config, "config", list(overrides))
-    return load_config(config, list(overrides))
+        return config_from_dict(config.model_dump(mode="json"), "config", given)
+    if isinstance(config, Mapping):
+        return config_from_dict(dict(config), "config", given)
+    if isinstance(config, (str, Path)):
+        return load_config(config, given)
+    raise ConfigError(f"train: a config is a name, a path or a dict of config keys, not a {type(config).__name__}")
 
 
 def _progress(epochs: int) -> Any:
@@ -66,22 +77,26 @@ def _progress(epochs: int) -> Any:
 
 
 def train(
-    config: str | Path | dict[str, Any] | ExperimentConfig,
-    overrides: Sequence[str] | None = None,
+    config: str | Path | Mapping[str, Any] | ExperimentConfig,
+    overrides: Overrides = None,
     out: str | Path | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> RunResult:
     """Train a config into a new run folder (runs/<name>/<time>, or `out` when absent or empty).
 
     config: a YAML path, a shipped config's bare name ("quickstart", "mnist"), a dict of config
-    keys, or an ExperimentConfig; overrides: "key.path=value" strings as --set takes them.
+    keys, or an ExperimentConfig; overrides: "key.path=value" (one string, or a list as --set takes them) or a
+    mapping {"key.path": value}; overwrite: replace the run already in `out` (a notebook cell run again).
     Raises MlpcliError (ConfigError, DataError, TrainingDiverged, ...) with the CLI's message.
     """
     from mlpcli.training.lifecycle import train_run
 
-    cfg = _config(config, overrides or [])
+    cfg = _config(config, overrides)
+    if overwrite and out is None:
+        raise ConfigError("train: overwrite=True replaces the run in `out`: give out= too")
     callbacks = [_progress(cfg.train.epochs)] if progress else []
-    result = train_run(cfg, out=Path(out) if out is not None else None, callbacks=callbacks)
+    result = train_run(cfg, out=Path(out) if out is not None else None, overwrite=overwrite, callbacks=callbacks)
     return RunResult(
         run_dir=result.run_dir,
         checkpoint=result.checkpoint,
@@ -104,19 +119,30 @@ class Model:
         - file paths or PIL images (one or a list): read with predict's MNIST preprocessing;
         - an array (n, 28, 28) or (n, 784), or one (28, 28) image: already in MNIST's form (light
           ink on black), uint8 0-255 or float (values above 1 are read as 0-255, else as 0-1).
+
+        Raises DataError (an MlpcliError and a ValueError) for pixels that are not finite numbers in 0-255,
+        an array of another shape, or a model whose input is not a 28x28 picture.
         """
         batch = self._as_batch(images)
         probabilities = self.predictor.probabilities(batch)
         return probabilities.argmax(axis=1).astype(np.int64), probabilities
 
     def _as_batch(self, images: Any) -> np.ndarray:
+        inputs = self.predictor.checkpoint.layer_sizes[0]
+        if inputs != 784:
+            raise PictureError(
+                f"this model takes {inputs} inputs, not a 28x28 picture: it was trained on "
+                f"{self.predictor.checkpoint.meta.get('dataset') or 'other data'}"
+            )
+        if (
+            isinstance(images, (list, tuple))
+            and images
+            and not any(isinstance(i, (str, Path)) for i in images)
+            and (not any(hasattr(i, "save") for i in images))
+        ):
+            images = np.asarray(images, dtype=object)  # nested numbers: checked as an array below
         if isinstance(images, np.ndarray):
-            x = images.astype(np.float32)
-            if x.ndim == 2 and x.shape == (28, 28):
-                x = x[None]
-            if x.max(initial=0) > 1.0 or images.dtype == np.uint8:
-                x = x / 255.0
-            return x.reshape(x.shape[0], -1)
+            return _pixels(images)
         items = images if isinstance(images, (list, tuple)) else [images]
         out = []
         for item in items:
@@ -132,24 +158,72 @@ class Model:
         return np.stack(out).reshape(len(out), -1)
 
 
+class PictureError(DataError, ValueError):
+    """Pictures that cannot be predicted (not finite numbers in 0-255, another shape, a model for other inputs)."""
+
+
+def _pixels(images: np.ndarray) -> np.ndarray:
+    """An array of pictures in MNIST's form as float32 (n, 784) in 0-1; PictureError saying what is wrong."""
+    if images.dtype == object:
+        try:
+            images = np.asarray(images.tolist(), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise PictureError("pixels must be numbers (got an array of other things)") from None
+    if images.dtype.kind not in "uif" or images.dtype == bool:
+        raise PictureError(f"pixels must be numbers, not {images.dtype}")
+    x = images.astype(np.float64)
+    if x.ndim == 2 and x.shape == (28, 28):
+        x = x[None]
+    if not (x.ndim == 3 and x.shape[1:] == (28, 28)) and not (x.ndim == 2 and x.shape[1] == 784):
+        raise PictureError(f"pictures are (n, 28, 28), (n, 784) or one (28, 28) array (got shape {images.shape})")
+    if x.shape[0] == 0:
+        raise PictureError("no pictures to predict (an empty array)")
+    if not np.isfinite(x).all():
+        raise PictureError("pixels must be finite: the pictures hold NaN or infinity")
+    if x.min() < 0 or x.max() > 255:
+        raise PictureError(f"pixels must lie in 0-255 (or 0-1); these go from {x.min():g} to {x.max():g}")
+    if x.max(initial=0) > 1.0 or images.dtype.kind in "ui":
+        x = x / 255.0
+    return x.reshape(x.shape[0], -1).astype(np.float32)
+
+
 def load(checkpoint: str | Path) -> Model:
     """The model in a checkpoint .npz (or a run folder's checkpoint.npz); CheckpointError says what is wrong."""
+    if not isinstance(checkpoint, (str, Path)):
+        raise ConfigError(f"load: a checkpoint is a path, not a {type(checkpoint).__name__}")
     return Model(Predictor.load(checkpoint_in(Path(checkpoint))))
 
 
-def evaluate(checkpoint: str | Path, dataset: str | None = None) -> dict[str, Any]:
-    """Evaluate a checkpoint on what it was tested on (or `dataset`): n, accuracy, loss, top3_accuracy,
-    per_class (precision, recall, f1, support), confusion (k, k) and warnings."""
-    ev = evaluate_checkpoint(checkpoint_in(Path(checkpoint)), dataset)
-    r = ev.report
-    return {
-        "dataset": ev.dataset,
-        "split": ev.split,
-        "n": r.n,
-        "accuracy": r.accuracy,
-        "loss": r.loss,
-        "top3_accuracy": r.top3_accuracy,
-        "per_class": r.per_class(),
-        "confusion": r.confusion,
-        "warnings": ev.warnings,
-    }
+@dataclass(frozen=True)
+class EvalResult:
+    """What mlpcli.evaluate found: the fields of `mlpcli eval --json`, by the same names."""
+
+    checkpoint: str
+    dataset: str
+    split: str
+    warnings: list[str]
+    n: int
+    accuracy: float
+    loss: float
+    top3_accuracy: float | None
+    per_class: list[dict[str, Any]]  # class, name, precision, recall, f1, support
+    confusion_matrix: list[list[int]]  # [true][predicted]
+    most_confused: list[dict[str, int]]
+    mistakes: list[dict[str, Any]]  # the most confident, at most `errors`
+    seconds: float
+    images_per_second: float
+
+
+def evaluate(
+    checkpoint: str | Path, dataset: str | None = None, split: str = "test", errors: int | None = 6
+) -> EvalResult:
+    """Evaluate a checkpoint (or a run folder) on what it was tested on, or on `dataset` (a name, a folder of IDX
+    files, a labelled CSV), as `mlpcli eval --json` does. Raises MlpcliError (CheckpointError, DataError)."""
+    if not isinstance(checkpoint, (str, Path)):
+        raise ConfigError(f"evaluate: a checkpoint is a path, not a {type(checkpoint).__name__}")
+    if split not in ("test", "train"):
+        raise ConfigError(f"evaluate: split is test or train (got {split!r})")
+    if dataset is not None and not isinstance(dataset, (str, Path)):
+        raise ConfigError(f"evaluate: a dataset is a name or a path, not a {type(dataset).__name__}")
+    ev = evaluate_checkpoint(checkpoint_in(Path(checkpoint)), None if dataset is None else str(dataset), split=split)
+    return EvalResult(**as_document(ev, errors))

@@ -41,7 +41,7 @@ def eval_command(
 ) -> None:
     """Accuracy, loss, per-class scores, the confusion matrix and the worst mistakes of a checkpoint."""
     from mlpcli.cli.data_cmd import download_progress
-    from mlpcli.inference.evaluation import evaluate_checkpoint
+    from mlpcli.inference.evaluation import as_document, evaluate_checkpoint
 
     if split not in ("test", "train"):
         raise typer.BadParameter("must be test or train", param_hint="--split")
@@ -51,31 +51,11 @@ def eval_command(
             ev = evaluate_checkpoint(path, dataset, data_dir, split, offline, callbacks)
     for line in ev.warnings:
         warn(line)
-    r = ev.report
-    per_class = r.per_class()
-    for row in per_class:
-        row["name"] = ev.classes[int(row["class"])]
+    doc = as_document(ev, errors)
     if json_out:
-        print_json(
-            {
-                "checkpoint": ev.checkpoint,
-                "dataset": ev.dataset,
-                "split": ev.split,
-                "warnings": ev.warnings,
-                "n": r.n,
-                "accuracy": r.accuracy,
-                "loss": r.loss,
-                "top3_accuracy": r.top3_accuracy,
-                "per_class": per_class,
-                "confusion_matrix": r.confusion.tolist(),
-                "most_confused": [{"true": t, "predicted": p, "count": c} for t, p, c in r.most_confused()],
-                "mistakes": ev.mistakes(errors),
-                "seconds": r.seconds,
-                "images_per_second": r.n / max(r.seconds, 1e-9),
-            }
-        )
+        print_json(doc)
         return
-    _render_eval(ev, per_class, errors)
+    _render_eval(ev, doc["per_class"], errors)
 
 
 def _render_eval(ev: Any, per_class: list[dict[str, Any]], n_errors: int) -> None:

@@ -101,14 +101,26 @@ def digit_grid(items: list[tuple[Any, str]], per_row: int = 3) -> None:
     console.print(Columns(panels))
 
 
-def sparkline(values: list[float]) -> str:
-    """Values as a row of block characters, lowest to highest."""
+SPARK_WIDTH = 40  # characters: a longer curve is averaged down to this many, never cut
+
+
+def sparkline(values: list[float | None], width: int = SPARK_WIDTH) -> str:
+    """Values as a row of block characters, lowest to highest; more than `width` values are averaged in
+    `width` consecutive groups (the whole curve, its first and last epochs included, always shows)."""
+    if len(values) > width:
+        groups = [values[len(values) * i // width : len(values) * (i + 1) // width] for i in range(width)]
+        values = [
+            math.fsum(good) / len(good) if (good := [v for v in g if v is not None and math.isfinite(v)]) else None
+            for g in groups
+        ]
     finite = [v for v in values if v is not None and math.isfinite(v)]
     if not finite:
         return ""
     lo, hi = min(finite), max(finite)
     span = hi - lo or 1.0
-    return "".join(" " if v is None else SPARKS[min(int((v - lo) / span * 7.999), 7)] for v in values)
+    return "".join(
+        " " if v is None or not math.isfinite(v) else SPARKS[min(int((v - lo) / span * 7.999), 7)] for v in values
+    )
 
 
 def metric_words(metric: str) -> str:

@@ -109,16 +109,17 @@ def compare(
 
     with user_errors(json_out):
         doc = compare_runs(run_dirs)
-        if png is not None:
-            from mlpcli.runs.plots import write_compare_png
-
-            write_compare_png(doc["runs"], png)
     if json_out:
         print_json(doc)
-        return
-    _render(doc)
-    if png is not None:
-        console.print(f"wrote {png}")
+    else:
+        _render(doc)
+    if png is not None:  # the comparison is shown even when the picture cannot be drawn (no plot extra)
+        from mlpcli.runs.plots import write_compare_png
+
+        with user_errors(json_out):
+            write_compare_png(doc["runs"], png)
+        if not json_out:
+            console.print(f"wrote {png}")
 
 
 def _labels(folders: list[Path]) -> list[str]:

@@ -111,6 +111,9 @@ def train(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document with the results.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the final summary.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Also show the libraries' own log lines (MLflow's, ...).")
+    ] = False,
 ) -> None:
     """Train a network from an experiment config and save its checkpoints."""
     from mlpcli.cli.data_cmd import download_progress
@@ -128,6 +131,12 @@ def train(
     if threads is not None:
         overrides.append(f"train.threads={threads}")
     quiet = quiet or json_out
+    if verbose:
+        import logging
+        import os
+
+        os.environ["MLFLOW_LOGGING_LEVEL"] = "INFO"
+        logging.basicConfig(level=logging.INFO)
     from mlpcli.cli.train_render import TrainRenderer
 
     renderer = TrainRenderer(live=console.is_terminal and not quiet, quiet=quiet)
@@ -148,7 +157,10 @@ def train(
                 )
         except Interrupted as exc:
             renderer.close()
-            if exc.last is not None:
+            if exc.last is not None and exc.trained:
+                err_console.print(f"[yellow]interrupted[/] after all {exc.epoch} epochs, before the test report.")
+                err_console.print(f"finish it with: mlpcli train --resume {exc.last}")
+            elif exc.last is not None:
                 err_console.print(
                     f"[yellow]interrupted[/] during epoch {exc.epoch + 1}; {exc.last} holds epoch {exc.epoch}."
                 )

@@ -44,7 +44,8 @@ class TrainRenderer:
                 self._start_bar(event.epoch)
         elif isinstance(event, BatchEnd) and self.progress is not None:
             rate = event.samples / max(time.perf_counter() - self.epoch_start, 1e-9)
-            self.progress.update(self.task, completed=event.batch, loss=event.running_loss, rate=rate)
+            shown = f"{event.running_loss:.4f}"
+            self.progress.update(self.task, completed=event.batch, loss=shown, rate=f"{rate:,.0f}")
         elif isinstance(event, EpochEnd):
             self._stop_bar()
             self._row(event.metrics, event.is_best)
@@ -56,13 +57,13 @@ class TrainRenderer:
             TextColumn(f"epoch {epoch}/{self.epochs}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("{task.fields[rate]:,.0f} samples/s"),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[rate]} samples/s"),
             TimeRemainingColumn(),
             console=console,
             transient=True,
         )
-        self.task = self.progress.add_task("train", total=self.steps, loss=float("nan"), rate=0.0)
+        self.task = self.progress.add_task("train", total=self.steps, loss="–", rate="–")  # no batch yet: no number
         self.progress.start()
 
     def _stop_bar(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -103,3 +104,28 @@ def evaluate_checkpoint(
 def _kind(dataset: str) -> str:
     """Which family of images a dataset name is: fashion or digits (a CSV or folder counts as digits)."""
     return "fashion" if "fashion" in dataset.lower() else "digits"
+
+
+def as_document(ev: Evaluation, errors: int | None = 6) -> dict[str, Any]:
+    """What `mlpcli eval --json` prints and `mlpcli.evaluate` returns (as EvalResult): every field by name.
+    per_class rows carry the class's name; mistakes are the `errors` most confident ones (None: all)."""
+    r = ev.report
+    per_class = r.per_class()
+    for row in per_class:
+        row["name"] = ev.classes[int(row["class"])]
+    return {
+        "checkpoint": ev.checkpoint,
+        "dataset": ev.dataset,
+        "split": ev.split,
+        "warnings": list(ev.warnings),
+        "n": r.n,
+        "accuracy": r.accuracy,
+        "loss": r.loss,
+        "top3_accuracy": r.top3_accuracy,
+        "per_class": per_class,
+        "confusion_matrix": r.confusion.tolist(),
+        "most_confused": [{"true": t, "predicted": p, "count": c} for t, p, c in r.most_confused()],
+        "mistakes": ev.mistakes(errors),
+        "seconds": r.seconds,
+        "images_per_second": r.n / max(r.seconds, 1e-9),
+    }

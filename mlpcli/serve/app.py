@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpcli.errors import ImageError, MissingExtra, MlpcliError
+from mlpcli.errors import CheckpointError, ImageError, MissingExtra, MlpcliError
 from mlpcli.inference.pictures import prepare_image
 from mlpcli.inference.predictor import Predictor
 from mlpcli.lecture.trace import architecture
@@ -52,8 +52,16 @@ class Explainer:
     """A predictor that shows its work: the model's facts, and predictions with the activations behind them."""
 
     def __init__(self, path: Path) -> None:
+        """CheckpointError unless path is a model of 28x28 pictures (the page draws digits)."""
         self.path = path
         self.predictor = Predictor.load(path)
+        inputs = self.predictor.checkpoint.layer_sizes[0]
+        if inputs != 784:
+            trained_on = self.predictor.checkpoint.meta.get("dataset") or "other data"
+            raise CheckpointError(
+                f"{path}: a model of {inputs} inputs ({trained_on}), not of 28x28 pictures: the drawing page needs "
+                "a digits model; open this one in mlpcli playground (its 'open' button)"
+            )
 
     def facts(self) -> dict[str, Any]:
         """What the page shows about the model."""

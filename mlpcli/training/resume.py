@@ -59,6 +59,16 @@ def plan_resume(given: Path, config: Path | None, overrides: list[str]) -> Resum
     status = folder.read_status() if path.name == RunFolder.LAST else None
     more = f"mlpcli train --resume {path} --epochs {max(epoch * 2, epoch + 1)}"
     if epoch >= cfg.train.epochs:
+        if status is not None and status.status != "finished" and epoch >= (status.epochs_planned or 0):
+            # every epoch was trained and saved; what was cut short is the end: the test report and the status
+            return ResumePlan(
+                ckpt,
+                cfg,
+                folder.path,
+                changes,
+                f"{folder.path} trained all {epoch} epochs but did not finish: finishing it (its test report "
+                "and status)",
+            )
         if status is not None and status.status != "finished":
             planned = status.epochs_planned or epoch + 1
             raise CheckpointError(

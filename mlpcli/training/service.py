@@ -47,9 +47,10 @@ class Stopped(Exception):
 class Interrupted(Exception):
     """Training was interrupted (Ctrl-C, or SIGTERM); last is the checkpoint to resume from, if any."""
 
-    def __init__(self, epoch: int, last: Path | None, signal: str = "SIGINT") -> None:
-        super().__init__(f"interrupted ({signal}) during epoch {epoch + 1}")
-        self.epoch, self.last, self.signal = epoch, last, signal
+    def __init__(self, epoch: int, last: Path | None, signal: str = "SIGINT", trained: bool = False) -> None:
+        where = f"after all {epoch} epochs, before the run finished" if trained else f"during epoch {epoch + 1}"
+        super().__init__(f"interrupted ({signal}) {where}")
+        self.epoch, self.last, self.signal, self.trained = epoch, last, signal, trained
 
 
 @dataclass
@@ -237,9 +238,28 @@ def run(
     if test is not None:
         status.test_accuracy, status.test_loss = test.accuracy, test.loss
     status.at_chance = result.at_chance
-    _try_write_status(folder, status)
-    trackers.end(status)
+    try:  # the run is finished and its files complete: an interrupt now cuts nothing short but the trackers' end
+        with deferred_interrupt():
+            _try_write_status(folder, status)
+        trackers.end(status)
+    except KeyboardInterrupt:
+        emit(callbacks, Message("interrupted as the run ended; the run itself is finished and saved", "warning"))
     return result
+
+
+def _finish_checkpoints(p: Prepared, best_path: Path, optimizer: Any) -> Report | None:
+    """After the last epoch: the best checkpoint (made now when no epoch was left to train) and its test report,
+    written into it; the report, or None without a test split."""
+    if not best_path.exists():  # zero epochs left
+        save(p, best_path, optimizer.state_dict(), p.history.rows[-1] if p.history.rows else None, best=True)
+    if not len(p.dataset.test_y):
+        return None
+    best = checkpoint.load(best_path)
+    test = evaluate_arrays(Predictor(best).model, p.normalizer, p.dataset.test_x, p.dataset.test_y, p.cfg.loss)
+    best.meta["metrics"] = {**best.meta.get("metrics", {}), "test_loss": test.loss, "test_accuracy": test.accuracy}
+    with deferred_interrupt():  # the report is written whole or not at all
+        checkpoint.save(best_path, best)
+    return test
 
 
 def _try_write_status(folder: RunFolder, status: RunStatus) -> None:
@@ -320,14 +340,11 @@ def _train(
     except TrainingDiverged as exc:
         kept = f"; the last good epoch's checkpoint is {best_path}" if best_path.exists() else ""
         raise TrainingDiverged(f"{exc}{kept}") from None
-    if not best_path.exists():  # zero epochs left
-        save(p, best_path, optimizer.state_dict(), p.history.rows[-1] if p.history.rows else None, best=True)
-    test = None
-    if len(p.dataset.test_y):
-        best = checkpoint.load(best_path)
-        test = evaluate_arrays(Predictor(best).model, p.normalizer, p.dataset.test_x, p.dataset.test_y, cfg.loss)
-        best.meta["metrics"] = {**best.meta.get("metrics", {}), "test_loss": test.loss, "test_accuracy": test.accuracy}
-        checkpoint.save(best_path, best)
+    try:
+        test = _finish_checkpoints(p, best_path, optimizer)
+    except KeyboardInterrupt as exc:  # every epoch is saved: --resume finishes the rest (the test report)
+        why = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        raise Interrupted(p.state.epoch, last_path if last_path.exists() else None, why, trained=True) from None
     seconds = time.perf_counter() - start
     result = TrainResult(folder.path, best_path, last_path, p.history, test, seconds, p, governor.threads, step)
     result.at_chance = _at_chance(p, test)

@@ -9,6 +9,7 @@ MLFLOW_TRACKING_URI, else MLflow's own local default. An unreachable server is o
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -27,10 +28,14 @@ def client(uri: str | None) -> Any:
     """An MlflowClient for uri (None: MLFLOW_TRACKING_URI or MLflow's default), failing fast on a dead server."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # its INFO lines stay off the terminal (--verbose)
     try:
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise MissingExtra("train.track mlflow needs mlflow", "track") from None
+    quiet = os.environ["MLFLOW_LOGGING_LEVEL"].upper() != "INFO"
+    for logger in ("alembic", "sqlalchemy", "urllib3") if quiet else ():  # what MLflow's stores log through
+        logging.getLogger(logger).setLevel(logging.WARNING)
     return MlflowClient(tracking_uri=uri)
 
 
