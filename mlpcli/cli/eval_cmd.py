@@ -141,6 +141,13 @@ def predict(
     raw: Annotated[bool, typer.Option("--raw", help="Skip MNIST preprocessing (28x28, light ink on black).")] = False,
     show: Annotated[bool | None, typer.Option("--show/--no-show", help="Draw the 28x28 the network saw.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    explain: Annotated[
+        Path | None,
+        typer.Option(
+            "--explain",
+            help="Write into this folder, per picture, a PNG of each stage: the sheet found, the ink, the 28x28.",
+        ),
+    ] = None,
     submission: Annotated[
         Path | None, typer.Option("--submission", help="With a CSV input: write Kaggle's ImageId,Label file here.")
     ] = None,
@@ -160,6 +167,14 @@ def predict(
 
             raise ImageError("no images found in " + ", ".join(map(str, images)))
         preds, failures = predictor.predict_pictures(paths, raw)
+        if explain is not None and not raw:
+            from mlpcli.inference.pictures import explain_image
+
+            explain.mkdir(parents=True, exist_ok=True)
+            for pred in preds:
+                written = explain_image(Path(pred.file), out=explain / f"{Path(pred.file).stem}-explain.png")
+                if not json_out:
+                    console.print(f"{pred.file}: its stages in {written}", style="dim")
     # every input in the order given: its prediction, or its error
     found = {p.file: p for p in preds} | {str(path): message for path, message in failures}
     ordered = [(str(path), found[str(path)]) for path in paths if str(path) in found]

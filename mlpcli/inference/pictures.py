@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -274,9 +274,21 @@ def _without_desk(gray: np.ndarray) -> np.ndarray:
     return out
 
 
+def find_ink(gray: np.ndarray, name: str = "image") -> np.ndarray:
+    """Ink intensity (h, w) in [0, 1] of a gray picture: a photo of a sheet on a desk through sheet.py (the sheet
+    found, rectified, its ruling removed), any other picture (a drawing, a scan, light ink on dark) through
+    extract_ink. ImageError when there is no ink."""
+    from mlpcli.inference import sheet
+
+    corners = sheet.find_sheet(gray) if min(gray.shape) >= 64 else None
+    if corners is None:
+        return extract_ink(gray, name)
+    return sheet.ink_on_paper(sheet.rectify(gray, corners), name)
+
+
 def mnist_preprocess(gray: np.ndarray, name: str = "image") -> np.ndarray:
     """Gray picture (h, w) in [0, 1] -> MNIST-style (28, 28) float32, ink bright on black."""
-    ink = extract_ink(gray, name)
+    ink = find_ink(gray, name)
     r0, r1, c0, c1 = _bbox(ink > 0)
     mid = _fit(ink[r0:r1, c0:c1], MID)
     mid /= max(float(mid.max()), 1e-6)
@@ -330,3 +342,38 @@ def prepare_image(
     name = str(path) if name is None else name
     gray = load_gray(path, name, max_pixels)
     return raw_image(gray, name) if raw else mnist_preprocess(gray, name)
+
+
+def explain_image(path: Path | BinaryIO, name: str | None = None, out: Path | None = None) -> Path:
+    """A PNG, side by side, of what predict's preprocessing saw in a picture: the picture (the sheet found
+    outlined in red), the sheet rectified, the ink found, and the 28x28 the network sees. Written to `out`
+    (default: the picture's name with -explain.png); ImageError as prepare_image."""
+    from PIL import Image, ImageDraw
+
+    from mlpcli.inference import sheet
+
+    name = str(path) if name is None else name
+    gray = load_gray(path, name)
+    corners = sheet.find_sheet(gray) if min(gray.shape) >= 64 else None
+    paper = sheet.rectify(gray, corners) if corners is not None else gray
+    ink = sheet.ink_on_paper(paper, name) if corners is not None else extract_ink(gray, name)
+    stages = [_picture(gray), _picture(paper), _picture(ink), _picture(mnist_preprocess(gray, name))]
+    if corners is not None:
+        ImageDraw.Draw(stages[0]).polygon([(float(x), float(y)) for x, y in corners], outline=(230, 30, 30), width=5)
+    size = 256
+    board = Image.new("RGB", (4 * size + 30, size), (255, 255, 255))
+    for i, stage in enumerate(stages):
+        scale = size / max(stage.width, stage.height)
+        small = stage.resize((max(1, round(stage.width * scale)), max(1, round(stage.height * scale))))
+        board.paste(small, (i * (size + 10), (size - small.height) // 2))
+    if out is None:
+        out = Path(name).with_name(Path(name).stem + "-explain.png")
+    board.save(out)
+    return out
+
+
+def _picture(a: np.ndarray) -> Any:
+    """A gray (h, w) array in [0, 1] as an RGB Pillow image."""
+    from PIL import Image
+
+    return Image.fromarray((np.clip(a, 0, 1) * 255).astype(np.uint8), mode="L").convert("RGB")
