@@ -78,7 +78,7 @@ def test_sessions_are_bounded_in_number_and_idle_time() -> None:
     assert client.post(f"/api/sessions/{sid}/step", json={"steps": 10**9}).status_code == 422
 
 
-@pytest.mark.parametrize(("dataset", "optimizer"), [("spiral", "adam"), ("moons", "momentum")])
+@pytest.mark.parametrize(("dataset", "optimizer"), [("spiral", "adam"), ("moons", "momentum"), ("reg-gauss", "adam")])
 def test_an_export_reproduces_the_playground_bit_for_bit(tmp_path, dataset, optimizer) -> None:
     client = _client()
     config = {"data": {"dataset": dataset, "noise": 0.1}, "optimizer": {"name": optimizer, "lr": 0.01}}

@@ -30,6 +30,7 @@ from mlpcli.errors import ImageError
 FIND_SIZE = 400  # the sheet is looked for on a copy this large (its longer side)
 SMOOTH_STD = 0.045  # paper's local standard deviation stays below this (0-1 gray), textured desks exceed it
 MIN_SHEET, MAX_SHEET = 0.01, 0.97  # a sheet covers this share of the frame; more is "all paper"
+DESK_DARKER = 0.06  # the desk beside a sheet is at least this much darker than the paper, unless textured
 ASPECT = 2.2  # a sheet's sides (A4's 1.41, a square note's 1) stay within this ratio under perspective
 MARGIN = 0.03  # of the rectified sheet's sides, dropped (the edge and its shadow)
 LINE = 0.85  # a ruled or squared line runs across nearly the whole sheet (a digit's stroke does not)
@@ -107,9 +108,17 @@ def find_sheet(gray: np.ndarray) -> np.ndarray | None:
             ring = cv2.dilate(inside, np.ones((ring_size, ring_size), np.uint8)) & (1 - inside)
             if ring.sum() < 0.3 * cv2.arcLength(hull, True) * ring_size:
                 continue  # most of its edge is the frame's: no desk around it to stand out from
-            score = float(small[inside > 0].mean() - small[ring > 0].mean()) + max(
-                0.0, float(std[ring > 0].mean() - std[inside > 0].mean())
-            )
+            rest = inside == 0  # a desk shows beside a sheet: darker than the paper, or textured
+            if float(np.median(small[inside > 0]) - np.median(small[rest])) < DESK_DARKER and (
+                float(std[rest].mean()) < SMOOTH_STD
+            ):
+                continue  # paper all around (a page, the inside of a drawn 0): no sheet on a desk
+            # a sheet's edge is a step down all around it (not a pen stroke beside a bright patch of one page)
+            step = float(np.median(small[inside > 0]) - np.percentile(small[ring > 0], 70))
+            textured = float(np.median(std[ring > 0])) >= SMOOTH_STD  # or the start of a textured desk
+            if step < DESK_DARKER / 2 and not textured:
+                continue  # light falling off across one page is no edge
+            score = step + max(0.0, float(std[ring > 0].mean() - std[inside > 0].mean()))
             score *= (hull_area / total) ** 0.25  # of two that stand out alike, the larger is the sheet
             if score > best_score:
                 best, best_score = hull, score
