@@ -56,7 +56,7 @@ def test_a_live_page_gets_binary_frames_while_it_plays_and_none_it_did_not_ack()
         assert json.loads(ws.receive_text()) == {"playing": True, "error": None}
         ws.send_text(json.dumps({"ack": 1}))
         steps = [_next_frame(ws)[0]["step"] for _ in range(2)]
-        assert 0 < steps[0] < steps[1] and steps[1] % 5 == 0  # 5 steps a tick
+        assert 0 < steps[0] < steps[1]  # it trains while playing (how many steps a frame depends on the clock)
         # two frames unacknowledged: the worker makes no third until the page says it painted them
         ws.send_text(json.dumps({"play": False}))
         assert json.loads(ws.receive_text())["playing"] is False

@@ -283,7 +283,12 @@ def find_ink(gray: np.ndarray, name: str = "image") -> np.ndarray:
     corners = sheet.find_sheet(gray) if min(gray.shape) >= 64 else None
     if corners is None:
         return extract_ink(gray, name)
-    return sheet.ink_on_paper(sheet.rectify(gray, corners), name)
+    try:
+        return sheet.ink_on_paper(sheet.rectify(gray, corners), name)
+    except ImageError:
+        if sheet.area(corners) >= sheet.SURE_SHEET * gray.size:
+            raise  # a sheet this large is one: it is blank
+        return extract_ink(gray, name)  # a small bright patch taken for a sheet (a page's, a stroke's): look again
 
 
 def mnist_preprocess(gray: np.ndarray, name: str = "image") -> np.ndarray:

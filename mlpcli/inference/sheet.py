@@ -16,12 +16,10 @@ With OpenCV (a core dependency: `predict` reads phone photos as they come):
    are removed. The ink's connected parts around the largest one are the digit; specks are dropped.
 
 What comes out is the ink's intensity, cropped to the digit, for MNIST's own centering (pictures.py). A sheet
-with no ink raises ImageError. explain() gives every stage as an image.
+with no ink raises ImageError. pictures.explain_image draws every stage (predict --explain).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,6 +27,7 @@ from mlpcli.errors import ImageError
 
 FIND_SIZE = 400  # the sheet is looked for on a copy this large (its longer side)
 SMOOTH_STD = 0.045  # paper's local standard deviation stays below this (0-1 gray), textured desks exceed it
+SURE_SHEET = 0.05  # a sheet this large a share of the frame is surely one: blank, it says so
 MIN_SHEET, MAX_SHEET = 0.01, 0.97  # a sheet covers this share of the frame; more is "all paper"
 DESK_DARKER = 0.06  # the desk beside a sheet is at least this much darker than the paper, unless textured
 ASPECT = 2.2  # a sheet's sides (A4's 1.41, a square note's 1) stay within this ratio under perspective
@@ -38,17 +37,9 @@ MIN_INK = 0.12  # relative darkness below this is paper (ruling lines of light b
 MIN_PART = 0.0004  # ink parts smaller than this share of the sheet are specks
 RIM = 0.025  # of the rectified sheet's shorter side, cleared along its edges (after the margin)
 MIN_DIGIT = 0.05  # the digit's largest part spans at least this share of the sheet's shorter side
+STROKE_SHARE = 0.45  # a stroke's widest part is at most this share of its part's span
+SHARP = 0.03  # a stroke's edge: the mean brightness step per pixel around it (0-1 gray)
 MIN_STROKE = 0.2  # a stroke is at least this much darker than the paper around it (median over the part)
-
-
-@dataclass
-class Stages:
-    """What each step saw (for `predict --explain`): the sheet's corners in the picture (None: all paper),
-    the rectified sheet, and the ink found on it (0-1)."""
-
-    corners: np.ndarray | None
-    sheet: np.ndarray
-    ink: np.ndarray
 
 
 def _cv2():  # noqa: ANN202 - the module
@@ -130,6 +121,12 @@ def find_sheet(gray: np.ndarray) -> np.ndarray | None:
     return _ordered(quad.astype(np.float32) / scale)
 
 
+def area(corners: np.ndarray) -> float:
+    """The area in pixels of the quadrilateral corners (4, 2) (the shoelace formula)."""
+    x, y = corners[:, 0].astype(np.float64), corners[:, 1].astype(np.float64)
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
 def _ordered(quad: np.ndarray) -> np.ndarray:
     """Corners as top-left, top-right, bottom-right, bottom-left (by x + y and y - x)."""
     s, d = quad.sum(axis=1), quad[:, 1] - quad[:, 0]
@@ -186,6 +183,18 @@ def ink_on_paper(paper: np.ndarray, name: str = "image") -> np.ndarray:
     if keep.size:
         darkness = np.array([float(np.median(dark[labels == i])) for i in keep])
         keep = keep[darkness >= MIN_STROKE]  # a shadow's edge is only a little darker than the paper
+    if keep.size:  # a pen or pencil leaves a sharp edge; a shadow's edge is soft
+        gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) / 8, cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) / 8
+        edge = (mask > 0) & (cv2.erode(mask, np.ones((3, 3), np.uint8)) == 0)
+        sums = np.bincount(labels[edge], weights=np.hypot(gx, gy)[edge], minlength=count)
+        sharp = sums / np.maximum(np.bincount(labels[edge], minlength=count), 1)
+        keep = keep[sharp[keep] >= SHARP]
+    if keep.size:  # a stroke is narrow for its length; a patch of shadow is not
+        inside = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+        widest = np.zeros(count)
+        np.maximum.at(widest, labels.ravel(), inside.ravel())
+        span = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+        keep = keep[2 * widest[keep] <= STROKE_SHARE * span[keep]]
     if keep.size == 0:
         raise ImageError(f"{name}: no ink found on the sheet (blank paper, or strokes too faint to tell apart)")
     main = keep[np.argmax(stats[keep, cv2.CC_STAT_AREA])]
@@ -206,10 +215,3 @@ def ink_on_paper(paper: np.ndarray, name: str = "image") -> np.ndarray:
     ink = np.where(digit, dark, 0).astype(np.float32)
     peak = float(np.percentile(ink[digit], 90))
     return np.clip(ink / max(peak, 1e-6), 0, 1)
-
-
-def extract(gray: np.ndarray, name: str = "image") -> Stages:
-    """Every stage for a photo of a sheet on a desk; ImageError when no ink is found."""
-    corners = find_sheet(gray)
-    sheet = rectify(gray, corners) if corners is not None else gray
-    return Stages(corners, sheet, ink_on_paper(sheet, name))
