@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,33 +29,13 @@ def write_csv(path: Path, x: np.ndarray, y: np.ndarray | None) -> Path:
 
 def chromium():  # noqa: ANN201
     """Debian's headless Chromium through Selenium; skipped (or failed, under .ci/run) when it is missing."""
-    chromium, driver = (
-        shutil.which("chromium") or "/usr/bin/chromium",
-        shutil.which("chromedriver") or "/usr/bin/chromedriver",
-    )
-    if not (Path(chromium).exists() and Path(driver).exists()):
+    from browser import headless_chromium, paths
+
+    if not all(Path(p).exists() for p in paths()):
         missing = "headless Chromium is not installed: apt-get install -y chromium chromium-driver"
         if os.environ.get("MLPCLI_TEST_BROWSER") == "1":  # .ci/run installed it: its absence is a failure
             pytest.fail(missing)
         pytest.skip(missing)
-    if os.environ.get("MLPCLI_TEST_BROWSER") == "1":  # under .ci/run a missing Selenium fails, never skips
-        import selenium.webdriver as webdriver
-    else:
-        webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(driver), options=options)
+    if os.environ.get("MLPCLI_TEST_BROWSER") != "1":  # under .ci/run a missing Selenium fails, never skips
+        pytest.importorskip("selenium.webdriver", reason="pip install selenium")
+    return headless_chromium()

@@ -4,6 +4,7 @@ runs (one that needs PyTorch, which no extra installs, is skipped by name)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -81,6 +82,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, extra in (("model.onnx", "onnx"), ("model.safetensors", "safetensors")):
         done = subprocess.run([*run, "export", "model", "-o", name], cwd=folder, env=env, capture_output=True)
         if done.returncode:  # the extra is not installed: the snippets that need the file are skipped
+            module = {"onnx": "onnx", "safetensors": "safetensors"}[extra]
+            installed = importlib.util.find_spec(module) is not None
+            assert not installed, f"mlpcli export -o {name} failed with the {extra} extra installed: {done.stderr}"
             (folder / f"{name}.missing").write_text(extra)
     return folder
 
