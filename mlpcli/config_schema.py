@@ -246,8 +246,9 @@ class TrainConfig(StrictModel):
     )
     reproducible: bool = Field(
         True,
-        description="the same weights whatever the thread count: each batch in two fixed halves computed side by "
-        "side, one BLAS thread a call (false: BLAS splits each product its own way, faster, thread-dependent bits)",
+        description="the same weights whatever the thread count: every product's sum cut into fixed chunks, checked "
+        "before training to give the same bits on the threads it gets, else one thread (false: one BLAS call a "
+        "product, no check: a little faster, the bits may depend on the thread count)",
     )
     fused: bool = Field(
         True, description="the fused training step (learning rate folded into the gradients) where it applies"

@@ -15,6 +15,7 @@ from mlpcli.config import ModelConfig, OptimizerConfig
 from mlpcli.nn.activations import activation_params
 from mlpcli.nn.mlp import MLP
 from mlpcli.nn.optimizers import OPTIMIZERS, Optimizer, make_optimizer
+from mlpcli.nn.products import REDUCTION_CHUNK
 
 
 def build_model(
@@ -24,11 +25,13 @@ def build_model(
     dtype: np.dtype | type | str = np.float32,
     rng: np.random.Generator | None = None,
     params: dict[str, np.ndarray] | None = None,
+    reduction_chunk: int | None = REDUCTION_CHUNK,
 ) -> MLP:
     """An MLP of layer_sizes [inputs, hidden..., outputs] as the model section describes it.
 
     model: the config's `model` section (a ModelConfig or its dict, e.g. a checkpoint's
-    meta.config.model); rng: initialize with model.init; params: adopt these weights instead.
+    meta.config.model); rng: initialize with model.init; params: adopt these weights instead;
+    reduction_chunk: as MLP's (None: one BLAS call a product, bits that may depend on the thread count).
     Raises ValueError for impossible settings (as MLP does).
     """
     m = model.model_dump() if isinstance(model, ModelConfig) else dict(model)
@@ -41,6 +44,7 @@ def build_model(
         dropout=float(m.get("dropout", 0.0) or 0.0),
         input_dropout=float(m.get("input_dropout", 0.0) or 0.0),
         dtype=np.dtype(dtype),
+        reduction_chunk=reduction_chunk,
         **activation_params(activation, m),
     )
     if rng is not None and params is None:

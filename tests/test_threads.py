@@ -23,7 +23,7 @@ ONE_CORE = pytest.mark.skipif(usable_cores() < 2, reason="this machine lets the 
 
 
 @pytest.mark.parametrize("threads", [1, pytest.param(2, marks=ONE_CORE)])
-def test_a_fixed_count_is_used_and_blas_runs_one_thread_per_call(tmp_path, threads: int) -> None:
+def test_a_fixed_count_is_what_blas_gets(tmp_path, threads: int) -> None:
     before = _blas_threads()
     seen: list[set[int]] = []
     events: list[object] = []
@@ -35,7 +35,7 @@ def test_a_fixed_count_is_used_and_blas_runs_one_thread_per_call(tmp_path, threa
 
     cfg = load_config(None, [*SMALL, f"train.threads={threads}"])
     training.run(training.prepare(cfg), tmp_path / "run", callbacks=[probe])
-    assert seen and all(s == {1} for s in seen)
+    assert seen and all(s == {threads} for s in seen)
     assert any(isinstance(e, Message) and f"threads: {threads} (as configured)" in e.text for e in events)
     assert _blas_threads() == before  # given back afterwards
 
@@ -86,7 +86,7 @@ def test_one_and_two_threads_train_the_same_weights_bit_for_bit(tmp_path, extra:
     import numpy as np
 
     from mlpcli.files import checkpoint
-    from mlpcli.training.shards import shard_count
+    from mlpcli.nn.products import REDUCTION_CHUNK
 
     weights = []
     for threads in (1, 2, 1):
@@ -94,7 +94,7 @@ def test_one_and_two_threads_train_the_same_weights_bit_for_bit(tmp_path, extra:
         run = tmp_path / f"t{threads}-{len(weights)}"
         training.run(training.prepare(cfg), run)
         weights.append(checkpoint.load(run / "last.npz").params)
-    assert shard_count([784, 64, 32, 10], cfg.train.batch_size) == 2  # two shards: the case that could differ
+    assert 784 > REDUCTION_CHUNK  # the first layer's sum is cut: the case that could differ
     for other in weights[1:]:
         assert all(np.array_equal(weights[0][k], other[k]) for k in weights[0])
 
@@ -111,7 +111,7 @@ def test_workers_one_to_four_train_the_same_weights_with_dropout_and_augmentatio
 
     from mlpcli.files import checkpoint
     from mlpcli.nn.optimizers import OPTIMIZERS
-    from mlpcli.training.shards import shard_count
+    from mlpcli.nn.products import REDUCTION_CHUNK
 
     assert sorted(OPTIMIZER_NAMES) == sorted(OPTIMIZERS)
     extra = [
@@ -131,29 +131,39 @@ def test_workers_one_to_four_train_the_same_weights_with_dropout_and_augmentatio
         cfg = load_config(None, [*SMALL, f"train.threads={threads}", *extra])
         training.run(training.prepare(cfg), run)
         weights.append(checkpoint.load(run / "last.npz").params)
-    assert shard_count([784, 64, 32, 10], cfg.train.batch_size) > 1  # more than one shard: the case that could differ
+    assert 784 > REDUCTION_CHUNK  # the first layer's sum is cut: the case that could differ
     for other in weights[1:]:
         assert all(np.array_equal(weights[0][k], other[k]) for k in weights[0])
 
 
-def test_shards_add_up_to_the_whole_batchs_gradient() -> None:
-    import numpy as np
+def test_a_count_that_would_change_the_bits_is_replaced_by_one_thread() -> None:
+    """Where BLAS gives other bits on N threads (a BLAS without OpenBLAS's property), the governor trains on one
+    thread, says why, and asks about each count once."""
+    asked: list[int] = []
 
-    from mlpcli.nn.losses import get_loss
-    from mlpcli.nn.mlp import MLP
-    from mlpcli.training.shards import ShardedGradients
+    def same_bits(n: int) -> bool:
+        asked.append(n)
+        return n == 3
 
-    rng = np.random.default_rng(0)
-    model = MLP([784, 40, 10], dtype=np.float64).init(rng)
-    x, y = rng.random((65, 784)), rng.integers(0, 10, 65)
-    loss, grads = model.loss_and_grads(x, y)
-    whole = {k: v.copy() for k, v in grads.items()}
-    for workers in (1, 2):
-        sharded = ShardedGradients(model, get_loss("cross_entropy"))
-        loss_s, right = sharded(x, y, rng, 1.0, workers)
-        sharded.close()
-        assert loss_s == pytest.approx(loss, rel=1e-12) and 0 <= right <= 65
-        assert all(np.allclose(model.grads[k], whole[k], rtol=1e-10, atol=1e-13) for k in whole)
+    notes: list[object] = []
+    with ThreadGovernor(2, notify=notes.append, same_bits=same_bits) as governor:
+        assert governor.threads == 1 and "other bits on 2 threads" in governor.reason
+        assert _blas_threads() == {1}
+        governor.apply(2, "again")
+        governor.apply(3, "three agree")
+        assert governor.threads == 3 and _blas_threads() == {3}
+    assert asked == [2, 3]
+
+
+def test_this_machines_blas_agrees_for_every_count_and_shape() -> None:
+    """What reproducible training rests on, checked here for 2 to 4 threads (more than this machine's cores is
+    allowed) and the shapes of the three benchmark networks plus odd ones."""
+    from mlpcli.training.blas_agree import thread_counts_agree
+
+    for sizes, rows in [([784, 256, 128, 10], {128, 96}), ([784, 100, 10], {32}), ([784, 1024, 1024, 10], {256, 96})]:
+        for threads in (2, 3, 4):
+            assert thread_counts_agree(sizes, rows, "float32", threads, 384)
+    assert thread_counts_agree([1000, 37, 5], {1, 7, 500}, "float64", 3, 384)
 
 
 def test_with_reproducible_off_blas_gets_the_threads(tmp_path) -> None:
@@ -164,7 +174,9 @@ def test_with_reproducible_off_blas_gets_the_threads(tmp_path) -> None:
             seen.append(_blas_threads())
 
     cfg = load_config(None, [*SMALL, "train.threads=2", "train.reproducible=false"])
-    training.run(training.prepare(cfg), tmp_path / "run", callbacks=[probe])
+    p = training.prepare(cfg)
+    assert p.model.reduction_chunk is None  # one BLAS call a product, and no check
+    training.run(p, tmp_path / "run", callbacks=[probe])
     assert seen and all(s == {2} for s in seen)
 
 
@@ -172,4 +184,4 @@ def test_a_governor_entered_again_limits_blas_again() -> None:
     governor = ThreadGovernor(2)
     for _ in range(2):  # a second `with` (bench.py enters one per epoch) must not leave BLAS its own threads
         with governor:
-            assert _blas_threads() == {1}
+            assert _blas_threads() == {2}

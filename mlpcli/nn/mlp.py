@@ -25,6 +25,7 @@ from mlpcli.nn.activations import (
 from mlpcli.nn.init import init_params
 from mlpcli.nn.layout import count_parameters, layout
 from mlpcli.nn.losses import get_loss
+from mlpcli.nn.products import REDUCTION_CHUNK, matmul
 from mlpcli.nn.regularization import add_penalties
 
 Array = np.ndarray
@@ -62,6 +63,7 @@ class MLP:
         dropout: float = 0.0,
         input_dropout: float = 0.0,
         dtype: np.dtype | type = np.float32,
+        reduction_chunk: int | None = REDUCTION_CHUNK,
         **activation_kwargs: float,
     ) -> None:
         if len(layer_sizes) < 2 or any(int(s) < 1 for s in layer_sizes):
@@ -75,6 +77,9 @@ class MLP:
         self.activation, self.output = activation, output
         self.dropout, self.input_dropout = float(dropout), float(input_dropout)
         self.dtype = np.dtype(dtype)
+        # products sum at most this many terms a BLAS call, so their bits do not depend on BLAS's thread count
+        # (products.py); None: one BLAS call a product
+        self.reduction_chunk = reduction_chunk
         given = dict(activation_kwargs)  # the activations' parameters (e.g. leaky_slope), by the registry's keys
         self.activations = per_layer(activation, len(self.layer_sizes) - 2)  # one name per hidden layer
         self._acts_fn = [get_activation(a, **given) for a in self.activations]
@@ -163,7 +168,7 @@ class MLP:
         acts = [a]
         for l in range(1, L + 1):
             out = ws.z[l][:n] if ws is not None else None
-            z = np.matmul(a, self.params[f"W{l}"], out=out)  # (n, fan_out)
+            z = matmul(a, self.params[f"W{l}"], out, self.reduction_chunk)  # (n, fan_out)
             z += self.params[f"b{l}"]
             if l < L:
                 if ws is None:
@@ -241,7 +246,7 @@ class MLP:
         out = []
         a = np.asarray(x, dtype=self.dtype)
         for l in range(1, self.num_layers):
-            z = a @ self.params[f"W{l}"] + self.params[f"b{l}"]
+            z = matmul(a, self.params[f"W{l}"], None, self.reduction_chunk) + self.params[f"b{l}"]
             act = self._acts_fn[l - 1]
             a = act.fn(z)
             out.append((a, act.grad(z, a)))
@@ -288,10 +293,10 @@ class MLP:
         acts, n = self._acts, delta.shape[0]
         ws = self._workspace(n)
         for l in range(self.num_layers, 0, -1):
-            np.matmul(acts[l - 1].T, delta, out=self.grads[f"W{l}"])
+            matmul(acts[l - 1].T, delta, self.grads[f"W{l}"], self.reduction_chunk)
             np.sum(delta, axis=0, out=self.grads[f"b{l}"])
             if l > 1:
-                back = np.matmul(delta, self.params[f"W{l}"].T, out=ws.deltas[l - 2][:n])  # (n, fan_in)
+                back = matmul(delta, self.params[f"W{l}"].T, ws.deltas[l - 2][:n], self.reduction_chunk)  # (n, fan_in)
                 back *= self._acts_fn[l - 2].grad(ws.z[l - 1][:n], ws.a[l - 1][:n], out=ws.slopes[l - 2][:n])
                 if self.dropout > 0:
                     back *= self._masks[l - 1]

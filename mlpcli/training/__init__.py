@@ -1,1 +1,1 @@
-"""Training: the service that runs a config into a run folder, the epoch loop, threads and shards, the preview."""
+"""Training: the service that runs a config into a run folder, the epoch loop, its threads, the preview."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +29,7 @@ from mlpcli.nn.losses import get_loss
 from mlpcli.nn.mlp import MLP
 from mlpcli.nn.optimizers import Optimizer
 from mlpcli.nn.schedules import learning_rate
-from mlpcli.training.shards import ShardedGradients
+from mlpcli.training.gradients import batch_gradients
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,6 @@ class LoopSettings:
     diagnostics: bool = False
     validation: Split | None = None
     fused: bool = True  # take the fused step where it supports the run
-    reproducible: bool = True  # fixed shards: the same weights whatever the thread count (shards.py)
     ema: EmaConfig | None = None  # average the weights; validate and checkpoint the average
 
     @property
@@ -88,7 +87,6 @@ class LoopSettings:
             diagnostics=cfg.train.diagnostics,
             validation=validation if has_val else None,
             fused=cfg.train.fused,
-            reproducible=cfg.train.reproducible,
             ema=cfg.train.ema,
         )
 
@@ -145,14 +143,12 @@ def fit(
     settings: LoopSettings,
     state: LoopState,
     callbacks: list[Callback] | None = None,
-    workers: Callable[[], int] | None = None,
 ) -> History:
     """Train from state.epoch to settings.epochs, emitting TrainStart, EpochStart, BatchEnd and EpochEnd.
 
-    workers() says how many threads may compute a batch's shards now (default 1); the weights do not
-    depend on it. Raises TrainingDiverged on a NaN or infinite loss (EpochEnd is not emitted for that epoch).
+    Raises TrainingDiverged on a NaN or infinite loss (EpochEnd is not emitted for that epoch).
     """
-    stepper = Stepper(model, optimizer, batches, settings, state, callbacks, workers)
+    stepper = Stepper(model, optimizer, batches, settings, state, callbacks)
     try:
         while not stepper.done:
             stepper.step()
@@ -178,15 +174,12 @@ class Stepper:
         settings: LoopSettings,
         state: LoopState,
         callbacks: list[Callback] | None = None,
-        workers: Callable[[], int] | None = None,
     ) -> None:
         self.model, self.optimizer, self.batches, self.settings, self.state = model, optimizer, batches, settings, state
         self.callbacks = callbacks
         if optimizer.fold and settings.diagnostics:
             raise ValueError("gradient diagnostics need plain gradients: build the optimizer with fold=False")
         self.loss_fn = get_loss(settings.loss, settings.label_smoothing)
-        self.gradients = ShardedGradients(model, self.loss_fn, settings.reproducible)
-        self.workers = workers
         self.n, self.steps = len(batches), batches.steps
         self._epoch_batches: Any = None
         self.stopped = False
@@ -227,7 +220,7 @@ class Stepper:
         b, epoch = self._b, st.epoch + 1
         lr = learning_rate(s.schedule, optimizer.base_lr, st.epoch * self.steps + b, self.steps, s.epochs)
         scale = optimizer.begin_step(lr)  # what the gradients must come out multiplied by
-        loss, right = self.gradients(xb, yb, st.rng, scale, self.workers() if self.workers else 1)
+        loss, right = batch_gradients(model, self.loss_fn, xb, yb, st.rng, scale)
         grads = model.grads
         self._correct += right
         loss += optimizer.penalty(model.flat, model.grad_flat)
@@ -298,6 +291,5 @@ class Stepper:
     def close(self) -> None:
         """Give the optimizer's state back in its plain form and end an unfinished epoch's batch workers."""
         self.optimizer.sync()
-        self.gradients.close()
         if self._epoch_batches is not None and hasattr(self._epoch_batches, "close"):
             self._epoch_batches.close()

@@ -27,9 +27,10 @@ from mlpcli.inference.metrics import Report, evaluate_arrays
 from mlpcli.inference.predictor import Predictor
 from mlpcli.lecture.diagnostics import lecture_warnings
 from mlpcli.nn.mlp import MLP
+from mlpcli.nn.products import REDUCTION_CHUNK
 from mlpcli.runs.folder import RunFolder, RunStatus, chance_accuracy, now_iso
+from mlpcli.training.blas_agree import thread_counts_agree
 from mlpcli.training.loop import LoopSettings, LoopState, fit, folds_rate, step_path
-from mlpcli.training.shards import core_for_batches
 from mlpcli.training.snapshot import restore, save
 from mlpcli.training.threads import ThreadGovernor
 from mlpcli.training.tracking import TrackedRun, Trackers
@@ -155,7 +156,8 @@ def prepare(cfg: ExperimentConfig, *, offline: bool = False, callbacks: list[Cal
     val = Split(dataset.train_x[va], dataset.train_y[va]) if va.size else None
     normalizer = fit_normalizer(cfg.data.normalize, dataset.train_x, cfg.data.per_pixel, rows=tr)
     sizes = cfg.layer_sizes(dataset.num_features, len(dataset.classes))
-    model = build_model(cfg.model, sizes, dtype=cfg.train.dtype, rng=init_rng)
+    chunk = REDUCTION_CHUNK if cfg.train.reproducible else None  # products.py: bits independent of the threads
+    model = build_model(cfg.model, sizes, dtype=cfg.train.dtype, rng=init_rng, reduction_chunk=chunk)
     distortion = Distortion(**cfg.augment.model_dump())
     try:
         batches = BatchStream(
@@ -319,11 +321,16 @@ def _train(
         trackers.epoch(event.metrics)  # after the run folder has the epoch: tracking never costs it
 
     threads = cfg.train.threads
+    model, rows = p.model, {cfg.train.batch_size, len(p.train) % cfg.train.batch_size}  # a batch, the last one
     governor = ThreadGovernor(
         None if threads == "auto" else int(threads),
-        reserve=1 if p.batches.workers and core_for_batches(p.model.layer_sizes, cfg.train.reproducible) else 0,
+        reserve=1 if p.batches.workers else 0,
         notify=lambda e: emit(callbacks, e),
-        blas_per_call=cfg.train.reproducible,
+        same_bits=(
+            (lambda n: thread_counts_agree(model.layer_sizes, rows, model.dtype, n, model.reduction_chunk))
+            if cfg.train.reproducible
+            else None
+        ),
     )
     try:
         with governor:
@@ -332,8 +339,7 @@ def _train(
             step = step_path(optimizer, settings)
             emit(callbacks, Message(f"training step: {step}", "detail"))
             callbacks_all = [save_epoch, governor, *(callbacks or [])]
-            workers = (lambda: governor.threads) if cfg.train.reproducible else None  # else BLAS has the threads
-            fit(p.model, optimizer, p.batches, settings, p.state, callbacks_all, workers)
+            fit(p.model, optimizer, p.batches, settings, p.state, callbacks_all)
     except KeyboardInterrupt as exc:
         why = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
         raise Interrupted(p.state.epoch, last_path if last_path.exists() else None, why) from None

@@ -1,19 +1,19 @@
 """How many threads training computes with: a fixed number, or `auto`, decided from the machine and re-decided.
 
-BLAS runs one thread per call while training (OpenBLAS gives other bits when it splits a product
-differently, see shards.py); the threads counted here compute a batch's shards side by side. They
-wait for each other on every batch: when another process takes one of their cores, every batch
-stalls (two trainings at once ran 40x slower here, with BLAS's own threads). `auto` therefore counts
-the cores this process may use, subtracts what other processes keep busy (measured from /proc/stat
-against this process's own CPU time) and one core for the batch-preparing worker thread when there
-is one, and looks again every half second while training. The count changes the speed, never the
-weights.
+The threads are BLAS's: every product of a batch is split among them, and its bits do not depend on
+how many there are (nn/products.py; checked for each count before it is used, blas_agree.py). They
+wait for each other inside every product: when another process takes one of their cores, every batch
+stalls (two trainings at once ran 40x slower here). `auto` therefore counts the cores this process may
+use, subtracts what other processes keep busy (measured from /proc/stat against this process's own CPU
+time) and one core for the batch-preparing worker thread when there is one, and looks again every half
+second while training. The count changes the speed, never the weights.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlpcli.events import BatchEnd, Message
@@ -49,37 +49,10 @@ def _busy_seconds(cpus: set[int] | None) -> float | None:
     return busy / tick
 
 
-def _process_seconds(pid: int) -> float:
-    """CPU-seconds process pid has used, from /proc/<pid>/stat; 0 where that cannot be read."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError, AttributeError):
-        return 0.0
-
-
-def _children() -> list[int]:
-    """This process's live child processes (its threads' children, from /proc); [] where that cannot be read."""
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        return []
-    pids: list[int] = []
-    for tid in tasks:
-        try:
-            with open(f"/proc/self/task/{tid}/children", encoding="ascii") as fh:
-                pids += [int(pid) for pid in fh.read().split()]
-        except (OSError, ValueError):
-            continue
-    return pids
-
-
 def _own_seconds() -> float:
-    """CPU-seconds of this process and of the processes it started (a shard helper computes for it): those
-    still running, from /proc, and those it has waited for, from os.times()."""
+    """CPU-seconds of this process (all its threads, BLAS's among them), from os.times()."""
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system + sum(_process_seconds(p) for p in _children())
+    return t.user + t.system
 
 
 @dataclass
@@ -92,21 +65,27 @@ class LoadSample:
 
 
 class ThreadGovernor:
-    """Decides training's thread count: fixed (`threads` an int) or auto (None); keeps BLAS at one thread
-    per call meanwhile (blas_per_call), or gives BLAS that many threads (train.reproducible off).
+    """Decides training's thread count, fixed (`threads` an int) or auto (None), and gives BLAS that many.
 
     Use as an event callback (it re-decides on BatchEnd every RECHECK_SECONDS) inside `with`.
     `reserve` cores are kept free for other work of this process (the batch worker thread).
-    Messages about its choices go to `notify` (an event callback).
+    same_bits(n), when given, says whether n threads give the bits of one (blas_agree.py); a count for which
+    it says no is replaced by one thread, so the weights stay the same. Messages about its choices go to
+    `notify` (an event callback).
     """
 
     def __init__(
-        self, threads: int | None, reserve: int = 0, notify: object = None, blas_per_call: bool = True
+        self,
+        threads: int | None,
+        reserve: int = 0,
+        notify: object = None,
+        same_bits: Callable[[int], bool] | None = None,
     ) -> None:
         from threadpoolctl import ThreadpoolController  # loaded with numpy, so --help stays fast
 
         self.fixed, self.reserve = threads, reserve
-        self.blas_per_call = blas_per_call  # True: BLAS keeps one thread a call (shards); False: BLAS gets them all
+        self.same_bits = same_bits
+        self._agrees: dict[int, bool] = {}  # same_bits' answers, asked once a count
         self.cores = usable_cores()
         try:
             self.cpus: set[int] | None = set(os.sched_getaffinity(0))
@@ -141,12 +120,25 @@ class ThreadGovernor:
         worker = ", 1 left for the batch worker" if self.reserve and self.cores > 1 else ""
         return threads, f"auto: {self.cores} cores, {busy}{worker}"
 
+    def agrees(self, threads: int) -> bool:
+        """Whether `threads` BLAS threads give the bits of one for this training (True without same_bits)."""
+        if threads <= 1 or self.same_bits is None:
+            return True
+        if threads not in self._agrees:
+            self._agrees[threads] = self.same_bits(threads)
+        return self._agrees[threads]
+
     def apply(self, threads: int, reason: str) -> None:
-        """Set the thread count (no-op when unchanged); BLAS itself runs one thread per call."""
+        """Set BLAS's thread count (no-op when unchanged); one thread where `threads` would change the bits."""
+        if not self.agrees(threads):
+            reason = (
+                f"BLAS gives other bits on {threads} threads here, so one thread keeps the weights reproducible; "
+                "train.reproducible=false uses them all"
+            )
+            threads = 1
         if threads != self.threads:
             previous = self.threads
-            if not previous or not self.blas_per_call:
-                self.controller.limit(limits=1 if self.blas_per_call else threads, user_api="blas")
+            self.controller.limit(limits=threads, user_api="blas")
             self.threads, self.reason = threads, reason
             if previous and callable(self.notify):
                 self.notify(Message(f"threads {previous} -> {threads} ({reason})", "detail"))
