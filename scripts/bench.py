@@ -278,6 +278,66 @@ def shape_ratios(data: Dataset, threads: int, epochs: int, with_torch: bool, wit
     return out
 
 
+STAGES = ("batch", "forward", "loss", "backward", "optimizer")
+
+
+def breakdown(data: Dataset, threads: int, epochs: int) -> list[dict[str, Any]]:
+    """Where an epoch's time goes, for each of SHAPES: a Stepper's step taken apart (the next batch, the forward
+    pass, the loss and its delta, the backward pass, the optimizer's update) and each stage timed on its own,
+    beside the epoch's matrix products alone and a whole Stepper epoch (whose excess over the stages is the
+    rest of the step: schedule, events, bookkeeping). Seconds an epoch, medians of `epochs` after a warm-up."""
+    from mlpcli.nn.losses import get_loss
+
+    out = []
+    for sizes, batch in SHAPES:
+        whole = mlpcli_trainer(data, sizes, batch, threads)
+        model = MLP(sizes, "relu", "softmax").init(np.random.default_rng(0), "he")
+        optimizer = make_optimizer("momentum", LR, momentum=MOMENTUM, fold=True, decay_mask=model.decay_mask())
+        loss_fn = get_loss("cross_entropy")
+        stream = BatchStream(Split(data.train_x, data.train_y), batch, fit_normalizer("standardize", data.train_x))
+        rng = np.random.default_rng(0)
+        rows = []
+        for _ in range(epochs + 1):
+            spent = dict.fromkeys(STAGES, 0.0)
+            with ThreadGovernor(threads):
+                batches = iter(stream.epoch(rng.permutation(len(data.train_y))))
+                while True:
+                    t0 = time.perf_counter()
+                    try:
+                        xb, yb = next(batches)
+                    except StopIteration:
+                        break
+                    t1 = time.perf_counter()
+                    z = model.forward_train(xb)
+                    t2 = time.perf_counter()
+                    _, delta = loss_fn(z, yb, model.output_activation)
+                    delta *= delta.dtype.type(optimizer.begin_step(LR))
+                    t3 = time.perf_counter()
+                    model.backward(delta)
+                    t4 = time.perf_counter()
+                    optimizer.step(model.flat, model.grad_flat)
+                    t5 = time.perf_counter()
+                    for stage, a, b in zip(STAGES, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5)):
+                        spent[stage] += b - a
+            time.sleep(SETTLE_S)
+            spent["epoch"] = whole()
+            time.sleep(SETTLE_S)
+            spent["products"] = products_seconds(len(data.train_y), threads, sizes, batch)
+            time.sleep(SETTLE_S)
+            rows.append(spent)
+        rows = rows[1:]
+        row: dict[str, Any] = {"network": "-".join(map(str, sizes)), "batch": batch}
+        row.update({k: statistics.median(r[k] for r in rows) for k in rows[0]})
+        row["rest"] = row["epoch"] - sum(row[k] for k in STAGES)
+        out.append(row)
+        print(
+            f"{row['network']} batch {batch}: epoch {row['epoch']:.3f} s, products {row['products']:.3f} s; "
+            + ", ".join(f"{k} {row[k]:.3f}" for k in (*STAGES, "rest")),
+            file=sys.stderr,
+        )
+    return out
+
+
 def scaling(data: Dataset, epochs: int, sizes: list[int] = SIZES, batch: int = BATCH) -> list[dict[str, Any]]:
     """The epoch time of `mlpcli train`'s reproducible default with 1, 2, 4, 8, ... workers up to this machine's
     cores (and the cores themselves), the same weights for every count; median of `epochs` after a warm-up."""
@@ -650,15 +710,20 @@ def main() -> None:
     parser.add_argument(
         "--shapes", action="store_true", help="only the three shapes' ratios to PyTorch, JAX and their products"
     )
+    parser.add_argument(
+        "--breakdown", action="store_true", help="only where the three shapes' epochs go, stage by stage"
+    )
     args = parser.parse_args()
     if args.torch_worker:
         torch_worker(args.data_dir, args.torch_worker)
         return
     data = load_dataset("mnist", data_dir=args.data_dir)
-    if args.scaling or args.shapes:
+    if args.scaling or args.shapes or args.breakdown:
         part = {"machine": {"cores": usable_cores(), "cpu": platform.processor() or platform.machine()}}
         if args.scaling:
             part["scaling"] = scaling(data, args.epochs)
+        if args.breakdown:
+            part["breakdown"] = breakdown(data, usable_cores(), args.epochs)
         if args.shapes:
             part["shapes"] = shape_ratios(data, usable_cores(), args.epochs, _has("torch"), _has("jax"))
         args.out.parent.mkdir(parents=True, exist_ok=True)

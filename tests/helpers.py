@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import resource
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,22 @@ CONFIGS = Path(__file__).parent.parent / "configs"
 def invoke(*args: str) -> Result:
     """Run `mlpcli ARGS...` in this process and return typer's Result (exit_code, stdout, stderr)."""
     return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@contextmanager
+def address_space_limit(extra_bytes: int) -> Iterator[None]:
+    """Bound this process's address space to what it maps now plus extra_bytes for the `with` block, so that a
+    runaway allocation fails in the test instead of exhausting the machine; the old limit is back afterwards.
+    Relative, because what a test process maps depends on what ran before it (BLAS's threads, their buffers)."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        now = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = now + extra_bytes if hard == resource.RLIM_INFINITY else min(now + extra_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def write_csv(path: Path, x: np.ndarray, y: np.ndarray | None) -> Path:

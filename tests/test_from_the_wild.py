@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 from conftest import TINY, TINY_SPEC
-from helpers import CONFIGS, invoke, write_csv
+from helpers import CONFIGS, address_space_limit, invoke, write_csv
 from PIL import Image, ImageDraw
 
 from mlpcli.data import download
@@ -148,18 +148,12 @@ def test_bad_timeouts_are_one_line(monkeypatch, value) -> None:
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero on this system")
 @pytest.mark.parametrize("where", ["config", "data.test", "data.dataset"])
 def test_devices_are_refused_where_a_file_is_expected(tmp_path, monkeypatch, where) -> None:
-    import resource
-
     monkeypatch.chdir(tmp_path)
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (4 * 1024**3, hard))  # a runaway read fails here, not the machine
-    try:
+    with address_space_limit(3 * 1024**3):  # a runaway read fails here, not the machine
         if where == "config":
             result = invoke("train", "-c", "/dev/zero")
         else:
             result = invoke("train", *QUICK, "--set", f"{where}=/dev/zero")
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     why = "not a folder" if where == "data.dataset" else "not a regular file"  # a dataset is a name, folder or CSV
     assert result.exit_code == 1 and "/dev/zero" in result.stderr and why in result.stderr
 

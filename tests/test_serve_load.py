@@ -182,19 +182,14 @@ def test_half_sent_requests_time_out_and_normal_ones_are_answered(server) -> Non
 
 
 def test_sixteen_huge_uploads_at_once_stay_bounded_and_are_answered(server, tmp_path) -> None:
-    import resource
-
+    from helpers import address_space_limit
     from PIL import Image
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, hard))  # this test's own process, not the server's
-    try:
+    with address_space_limit(1024**3):  # this test's own process, not the server's
         img = Image.new("RGBA", (7070, 7070), (255, 255, 255, 255))
         path = tmp_path / "huge.png"
         img.save(path, optimize=False)
         del img
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     data = path.read_bytes()
     idle = server.rss_mib()
     statuses: list[int] = []

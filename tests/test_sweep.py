@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
-from helpers import invoke
+from helpers import address_space_limit, invoke
 
 from mlpcli.runs.folder import list_runs
 from mlpcli.training.threads import usable_cores
@@ -319,13 +319,7 @@ def test_an_edited_search_is_refused_under_the_old_study(tmp_path, monkeypatch) 
     ],
 )
 def test_huge_grids_and_odd_values_are_one_line(tmp_path, monkeypatch, body, message) -> None:
-    import resource
-
     monkeypatch.chdir(tmp_path)
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (4 * 1024**3, hard))  # a grid built in memory fails here, not the machine
-    try:
+    with address_space_limit(3 * 1024**3):  # a grid built in memory fails here, not the machine
         result = invoke("sweep", str(_sweep_file(tmp_path, body)))
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output
