@@ -146,3 +146,38 @@ def test_weight_decay_follows_the_models_mask_biases_untouched() -> None:
     penalty = add_l2(model.flat, grads, model.decay_mask(), 0.1)
     assert penalty == pytest.approx(0.05 * (np.sum(model.params["W1"] ** 2) + np.sum(model.params["W2"] ** 2)))
     np.testing.assert_array_equal(grads[12:16], 0.0)  # b1 gets no decay gradient
+
+
+@pytest.mark.parametrize("name", ["momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("fold", [False, True])
+def test_state_of_a_gradient_that_stops_never_goes_subnormal_and_the_weights_do_not_notice(
+    name: str, fold: bool
+) -> None:
+    # Half the entries get a gradient once and 0 after it (a dead unit's, a blank pixel's): their state
+    # decays geometrically, into the subnormal floats (slow on x86) by about step 800 at momentum 0.9,
+    # unless flushed. The weights come out as the plain formulas give them, computed here without a flush.
+    rng = np.random.default_rng(0)
+    n, steps, lr, mu = 64, 1200, 0.01, 0.9
+    params = rng.standard_normal(n).astype(np.float32)
+    opt = make_optimizer(name, lr, fold=fold)
+    ref, v, m, s = params.copy(), np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
+    tiny = np.finfo(np.float32).tiny
+    for t in range(1, steps + 1):
+        g = (rng.standard_normal(n) * 1e-3).astype(np.float32)
+        if t > 1:
+            g[: n // 2] = 0
+        opt.begin_step(lr)
+        opt.step(params, g * np.float32(lr) if opt.fold else g)
+        for buf in (b for k, b in opt.state.items() if not k.startswith("_tmp")):
+            assert not np.any((buf != 0) & (np.abs(buf) < tiny)), f"subnormal state at step {t}"
+        if name == "adam":
+            m = np.float32(0.9) * m + np.float32(0.1) * g
+            s = np.float32(0.999) * s + np.float32(0.001) * g * g
+            m_hat, s_hat = m / (1 - 0.9**t), s / (1 - 0.999**t)
+            ref -= (lr * m_hat / (np.sqrt(s_hat) + 1e-8)).astype(np.float32)
+        else:
+            v = np.float32(mu) * v + g
+            ref -= np.float32(lr) * (g + np.float32(mu) * v if name == "nesterov" else v)
+    np.testing.assert_allclose(params, ref, rtol=2e-5, atol=1e-6)
+    assert np.all(opt.state_dict()["m" if name == "adam" else "v"][: n // 2] == 0)  # flushed, not lingering
+    assert not any(k.startswith("_tmp") for k in opt.state_dict())

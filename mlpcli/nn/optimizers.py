@@ -19,7 +19,15 @@ The optimizer owns everything about the update:
   optimizer that folds then saves its own pass (SGD: one instead of two; momentum keeps
   u = lr v: u <- mu (lr_t / lr_{t-1}) u + lr_t g, W <- W - u, three passes instead of
   four). ``begin_step(lr)`` returns what the gradients must carry; state_dict() is the
-  unfolded state, so checkpoints and exact resume do not depend on the fold.
+  unfolded state, so checkpoints and exact resume do not depend on the fold;
+- keeping its state out of the subnormal range. A state entry whose gradient stays 0 (a dead
+  unit's, a pixel that is blank in every image of a stretch) decays geometrically (momentum
+  mu^t, Adam's moments beta^t) through the subnormal floats, where each of x86's elementwise
+  operations on it is many times slower (measured: the momentum step of a 784-100-10 network
+  2.9x slower by its second epoch). Every FLUSH_EVERY steps, entries below FLUSH_BELOW times the
+  smallest normal float become 0, as a flush-to-zero processor mode would (PyTorch's
+  ``set_flush_denormal``); the step count decides when, so runs and resumes stay exact. A momentum
+  entry that small (2^-102 in float32) moves no weight above 2^-78 by a single bit.
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ import numpy as np
 from mlpcli.nn.regularization import add_penalties
 
 Array = np.ndarray
+
+FLUSH_EVERY = 16  # steps between two flushes of the state's near-subnormal entries
+FLUSH_BELOW = 2.0**24  # entries below this many smallest-normal floats are flushed to 0
 
 
 class Optimizer:
@@ -107,6 +118,21 @@ class Optimizer:
         else:
             self.sync()
             self._update(params, grads)
+        if self.t % FLUSH_EVERY == 0:
+            self._flush_tiny()
+
+    def _flush_tiny(self) -> None:
+        """Entries of the state buffers smaller in magnitude than FLUSH_BELOW * tiny become 0 (in place)."""
+        for name, buf in list(self.state.items()):
+            if name.startswith("_tmp") or not np.issubdtype(buf.dtype, np.floating):
+                continue
+            small = self.state.get("_tmp_small")
+            if small is None or small.shape != buf.shape:
+                small = self.state["_tmp_small"] = np.empty(buf.shape, bool)
+            magnitude = self._buffer("_tmp", buf)
+            np.abs(buf, out=magnitude)
+            np.less(magnitude, buf.dtype.type(np.finfo(buf.dtype).tiny * FLUSH_BELOW), out=small)
+            np.putmask(buf, small, 0)
 
     def _update(self, p: Array, g: Array) -> None:
         tmp = self._buffer("_tmp", p)
